@@ -27,7 +27,9 @@ def mongodb_url() -> str:
     try:
         client.admin.command("ping")
     except PyMongoError as exc:  # pragma: no cover - only when the harness was not started
-        pytest.fail(f"no MongoDB-compatible server at {url}: run `scripts/services.sh start` ({exc})")
+        pytest.fail(
+            f"no MongoDB-compatible server at {url}: run `scripts/services.sh start` ({exc})"
+        )
     finally:
         client.close()
     return url
@@ -79,7 +81,11 @@ def redis_client(redis_url: str, redis_prefix: str) -> Iterator[redis.Redis]:
 
 @pytest.fixture
 def env(
-    monkeypatch: pytest.MonkeyPatch, mongodb_url: str, redis_url: str, db_name: str, redis_prefix: str
+    monkeypatch: pytest.MonkeyPatch,
+    mongodb_url: str,
+    redis_url: str,
+    db_name: str,
+    redis_prefix: str,
 ) -> dict[str, str]:
     """Environment for this test's processes and settings: real services, isolated names."""
     values = {
@@ -97,7 +103,9 @@ def env(
 
 
 @pytest.fixture
-def settings(env: dict[str, str], mongo_client: MongoClient[dict[str, object]]) -> Iterator[Settings]:
+def settings(
+    env: dict[str, str], mongo_client: MongoClient[dict[str, object]]
+) -> Iterator[Settings]:
     """Settings for this test; its database is dropped afterwards."""
     get_settings.cache_clear()
     yield get_settings()

@@ -33,11 +33,15 @@ class Settings(BaseSettings):
     mongodb_server_selection_timeout_ms: int = Field(
         2000, ge=100, validation_alias="MONGODB_SERVER_SELECTION_TIMEOUT_MS"
     )
-    redis_url: SecretStr = Field(SecretStr("redis://127.0.0.1:6379/0"), validation_alias="REDIS_URL")
+    redis_url: SecretStr = Field(
+        SecretStr("redis://127.0.0.1:6379/0"), validation_alias="REDIS_URL"
+    )
     redis_prefix: str = Field("apimirror", validation_alias="APIMIRROR_REDIS_PREFIX")
 
     # API
-    api_tokens: SecretStr = Field(SecretStr(DEFAULT_DEV_TOKEN), validation_alias="APIMIRROR_API_TOKENS")
+    api_tokens: SecretStr = Field(
+        SecretStr(DEFAULT_DEV_TOKEN), validation_alias="APIMIRROR_API_TOKENS"
+    )
     require_auth_for_reads: bool = Field(False, validation_alias="APIMIRROR_REQUIRE_AUTH_FOR_READS")
     max_body_bytes: int = Field(1024 * 1024, validation_alias="APIMIRROR_MAX_BODY_BYTES")
     stale_after_seconds: int = Field(2700, ge=1, validation_alias="APIMIRROR_STALE_AFTER_SECONDS")
@@ -47,7 +51,9 @@ class Settings(BaseSettings):
     upstream_base_url: str = Field(
         "https://api.open-meteo.com", validation_alias="APIMIRROR_UPSTREAM_BASE_URL"
     )
-    upstream_connect_timeout_s: float = Field(5.0, validation_alias="APIMIRROR_UPSTREAM_CONNECT_TIMEOUT")
+    upstream_connect_timeout_s: float = Field(
+        5.0, validation_alias="APIMIRROR_UPSTREAM_CONNECT_TIMEOUT"
+    )
     upstream_read_timeout_s: float = Field(20.0, validation_alias="APIMIRROR_UPSTREAM_READ_TIMEOUT")
     upstream_batch_size: int = Field(1000, ge=1, le=1000, validation_alias="APIMIRROR_BATCH_SIZE")
     current_variables: str = Field(
@@ -94,7 +100,9 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _refuse_default_secrets(self) -> Settings:
         if self.environment == "production" and DEFAULT_DEV_TOKEN in self.tokens():
-            raise ValueError("APIMIRROR_API_TOKENS must be set to a real secret outside development")
+            raise ValueError(
+                "APIMIRROR_API_TOKENS must be set to a real secret outside development"
+            )
         if self.task_hard_time_limit_s <= self.task_soft_time_limit_s:
             raise ValueError("APIMIRROR_TASK_HARD_LIMIT must be greater than the soft limit")
         return self
@@ -119,7 +127,10 @@ class Settings(BaseSettings):
     @property
     def visibility_timeout_s(self) -> int:
         """Return a Redis visibility timeout longer than any hard limit or retry countdown."""
-        return max(self.task_hard_time_limit_s, self.retry_max_countdown_s + int(self.retry_jitter_s)) * 2
+        return (
+            max(self.task_hard_time_limit_s, self.retry_max_countdown_s + int(self.retry_jitter_s))
+            * 2
+        )
 
 
 @lru_cache(maxsize=1)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 import redis
 from pymongo import MongoClient
-
 from tests.support.procs import PrivateFerretDB
 
 pytestmark = pytest.mark.integration
@@ -13,7 +12,9 @@ pytestmark = pytest.mark.integration
 
 def test_document_survives_a_ferretdb_restart(private_ferretdb: PrivateFerretDB) -> None:
     """A document written through pymongo is still there after the server restarts."""
-    client: MongoClient[dict[str, object]] = MongoClient(private_ferretdb.url, serverSelectionTimeoutMS=5000)
+    client: MongoClient[dict[str, object]] = MongoClient(
+        private_ferretdb.url, serverSelectionTimeoutMS=5000
+    )
     client.harness.docs.insert_one({"_id": "persisted", "n": 42})
     client.close()
 
@@ -32,7 +33,9 @@ def test_redis_round_trips_a_key(redis_client: redis.Redis, redis_prefix: str) -
     assert 0 < redis_client.ttl(f"{redis_prefix}:k") <= 60
 
 
-def test_shared_server_is_reachable(mongo_client: MongoClient[dict[str, object]], db_name: str) -> None:
+def test_shared_server_is_reachable(
+    mongo_client: MongoClient[dict[str, object]], db_name: str
+) -> None:
     """The shared server from MONGODB_URL stores and finds documents in an isolated database."""
     mongo_client[db_name].c.insert_one({"x": 1})
     assert mongo_client[db_name].c.count_documents({}) == 1

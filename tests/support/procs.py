@@ -24,14 +24,16 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_for(check: Callable[[], bool], *, timeout: float, what: str, interval: float = 0.1) -> None:
+def wait_for(
+    check: Callable[[], bool], *, timeout: float, what: str, interval: float = 0.1
+) -> None:
     """Poll `check` until it is true; fail with `what` when `timeout` passes first."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
             if check():
                 return
-        except Exception:  # noqa: S112,BLE001 - a probe that raises simply means "not yet"
+        except Exception:
             pass
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
@@ -58,7 +60,7 @@ class Proc:
         """Start the process in its own process group."""
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
-        self.popen = subprocess.Popen(  # noqa: S603 - argv is built by the tests
+        self.popen = subprocess.Popen(
             self.argv, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
         log.close()
@@ -83,11 +85,20 @@ class Proc:
 
     def output(self) -> str:
         """Return everything the process has written so far."""
-        return self.log_path.read_text(encoding="utf-8", errors="replace") if self.log_path.exists() else ""
+        return (
+            self.log_path.read_text(encoding="utf-8", errors="replace")
+            if self.log_path.exists()
+            else ""
+        )
 
 
 def apimirror(
-    name: str, args: list[str], *, env: Mapping[str, str], log_dir: Path, extra_env: Mapping[str, str] | None = None
+    name: str,
+    args: list[str],
+    *,
+    env: Mapping[str, str],
+    log_dir: Path,
+    extra_env: Mapping[str, str] | None = None,
 ) -> Proc:
     """Build (not start) an `apimirror ARGS` child running this checkout's code."""
     full_env = {**os.environ, **env, **(extra_env or {})}
@@ -122,9 +133,14 @@ class PrivateFerretDB:
     def start(self) -> None:
         """Start the server on the same data directory and wait for its port."""
         argv = [
-            self.binary, "--handler=sqlite", f"--sqlite-url=file:{self.data_dir}/",
-            f"--listen-addr=127.0.0.1:{self.port}", f"--state-dir={self.data_dir}",
-            "--telemetry=disable", "--log-level=warn", "--debug-addr=-",
+            self.binary,
+            "--handler=sqlite",
+            f"--sqlite-url=file:{self.data_dir}/",
+            f"--listen-addr=127.0.0.1:{self.port}",
+            f"--state-dir={self.data_dir}",
+            "--telemetry=disable",
+            "--log-level=warn",
+            "--debug-addr=-",
         ]
         self.proc = Proc("ferretdb", argv, dict(os.environ), self.data_dir / "ferretdb.log").start()
         wait_for(lambda: port_open(self.port), timeout=20, what="private FerretDB")

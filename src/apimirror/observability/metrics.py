@@ -29,11 +29,15 @@ HTTP_IN_PROGRESS = Gauge(
     multiprocess_mode="livesum",
 )
 HTTP_REQUEST_SIZE = Histogram(
-    "apimirror_http_request_size_bytes", "HTTP request body size.", ["method", "route"],
+    "apimirror_http_request_size_bytes",
+    "HTTP request body size.",
+    ["method", "route"],
     buckets=SIZE_BUCKETS,
 )
 HTTP_RESPONSE_SIZE = Histogram(
-    "apimirror_http_response_size_bytes", "HTTP response body size.", ["method", "route"],
+    "apimirror_http_response_size_bytes",
+    "HTTP response body size.",
+    ["method", "route"],
     buckets=SIZE_BUCKETS,
 )
 
@@ -43,7 +47,9 @@ TASK_DURATION = Histogram(
     "apimirror_task_duration_seconds", "Task run time.", ["task"], buckets=TASK_BUCKETS
 )
 QUEUE_LENGTH = Gauge(
-    "apimirror_queue_length", "Messages waiting in a broker queue.", ["queue"],
+    "apimirror_queue_length",
+    "Messages waiting in a broker queue.",
+    ["queue"],
     multiprocess_mode="mostrecent",
 )
 
@@ -52,8 +58,10 @@ UPSTREAM_REQUESTS = Counter(
     "apimirror_upstream_requests_total", "Requests sent upstream.", ["source", "status"]
 )
 UPSTREAM_DURATION = Histogram(
-    "apimirror_upstream_request_duration_seconds", "Upstream request latency.", ["source"],
-    buckets=LATENCY_BUCKETS + (20.0, 30.0),
+    "apimirror_upstream_request_duration_seconds",
+    "Upstream request latency.",
+    ["source"],
+    buckets=(*LATENCY_BUCKETS, 20.0, 30.0),
 )
 UPSTREAM_COST = Counter(
     "apimirror_upstream_cost", "Weighted upstream calls spent.", ["source"]
@@ -64,11 +72,15 @@ UPSTREAM_THROTTLED = Counter(
     ["source", "reason"],
 )
 RATELIMIT_LIMIT = Gauge(
-    "apimirror_ratelimit_limit", "Configured budget per window.", ["source", "window"],
+    "apimirror_ratelimit_limit",
+    "Configured budget per window.",
+    ["source", "window"],
     multiprocess_mode="mostrecent",
 )
 RATELIMIT_REMAINING = Gauge(
-    "apimirror_ratelimit_remaining", "Budget left in the current window.", ["source", "window"],
+    "apimirror_ratelimit_remaining",
+    "Budget left in the current window.",
+    ["source", "window"],
     multiprocess_mode="mostrecent",
 )
 
@@ -91,12 +103,16 @@ RECORDS_UPSERTED = Counter(
 
 # Storage
 MONGO_COMMAND_DURATION = Histogram(
-    "apimirror_mongo_command_duration_seconds", "MongoDB command latency.", ["command"],
+    "apimirror_mongo_command_duration_seconds",
+    "MongoDB command latency.",
+    ["command"],
     buckets=LATENCY_BUCKETS,
 )
 
 # Build
 BUILD_INFO = Gauge(
-    "apimirror_build_info", "Build version and revision (value is always 1).",
-    ["version", "revision"], multiprocess_mode="max",
+    "apimirror_build_info",
+    "Build version and revision (value is always 1).",
+    ["version", "revision"],
+    multiprocess_mode="max",
 )

@@ -10,10 +10,29 @@ from apimirror.observability.metrics import MONGO_COMMAND_DURATION
 # so a buggy caller cannot blow up the series count.
 _KNOWN_COMMANDS = frozenset(
     {
-        "find", "insert", "update", "delete", "aggregate", "count", "countDocuments",
-        "getMore", "createIndexes", "listIndexes", "ping", "hello", "isMaster", "ismaster",
-        "drop", "dropDatabase", "findAndModify", "distinct", "listCollections", "killCursors",
-        "endSessions", "buildInfo", "create",
+        "find",
+        "insert",
+        "update",
+        "delete",
+        "aggregate",
+        "count",
+        "countDocuments",
+        "getMore",
+        "createIndexes",
+        "listIndexes",
+        "ping",
+        "hello",
+        "isMaster",
+        "ismaster",
+        "drop",
+        "dropDatabase",
+        "findAndModify",
+        "distinct",
+        "listCollections",
+        "killCursors",
+        "endSessions",
+        "buildInfo",
+        "create",
     }
 )
 
