@@ -82,6 +82,12 @@ class Settings(BaseSettings):
     worker_metrics_port: int = Field(9101, validation_alias="APIMIRROR_WORKER_METRICS_PORT")
     beat_metrics_port: int = Field(9102, validation_alias="APIMIRROR_BEAT_METRICS_PORT")
     metrics_host: str = Field("127.0.0.1", validation_alias="APIMIRROR_METRICS_HOST")
+    # Observability: multiprocess metrics root (a per-service subdirectory is used), sampling
+    multiproc_root: str = Field("", validation_alias="APIMIRROR_MULTIPROC_ROOT")
+    metrics_sample_interval_s: float = Field(
+        15.0, gt=0, validation_alias="APIMIRROR_METRICS_SAMPLE_INTERVAL"
+    )
+    revision: str = Field("unknown", validation_alias="APIMIRROR_REVISION")
 
     @model_validator(mode="before")
     @classmethod
