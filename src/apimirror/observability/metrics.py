@@ -116,3 +116,27 @@ BUILD_INFO = Gauge(
     ["version", "revision"],
     multiprocess_mode="max",
 )
+
+# Scheduling and alert thresholds. Rules read thresholds from the running configuration, so a
+# shortened setting (tests, demos) shortens the alert without editing the rule files.
+BEAT_LAST_PUBLISH = Gauge(
+    "apimirror_beat_last_publish_timestamp_seconds",
+    "Unix time beat last sent a scheduled task to the broker.",
+    multiprocess_mode="max",
+)
+REFRESH_LAST_ERROR = Gauge(
+    "apimirror_refresh_last_error_timestamp_seconds",
+    "Unix time of the last failed refresh (from stored source status).",
+    ["source"],
+    multiprocess_mode="max",
+)
+CONFIG_STALE_AFTER = Gauge(
+    "apimirror_config_stale_after_seconds",
+    "Configured data age above which data counts as stale.",
+    multiprocess_mode="max",
+)
+CONFIG_REFRESH_INTERVAL = Gauge(
+    "apimirror_config_refresh_interval_seconds",
+    "Configured interval between scheduled refreshes.",
+    multiprocess_mode="max",
+)
