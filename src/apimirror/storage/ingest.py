@@ -1,0 +1,158 @@
+"""Blocking data access for workers and beat: tracked locations, bulk upserts, source status."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from bson import ObjectId
+from pymongo import DESCENDING, UpdateOne
+from pymongo.synchronous.database import Database
+
+from apimirror.sources.base import ParsedObservation, TrackedLocation
+
+Doc = dict[str, Any]
+Key = tuple[ObjectId, datetime]
+
+
+@dataclass(frozen=True)
+class UpsertCounts:
+    """How a bulk upsert went, observation by observation."""
+
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+
+
+def _millis(value: datetime) -> datetime:
+    # BSON keeps milliseconds; compare and store at that precision so keys match on re-read.
+    utc = value.astimezone(UTC)
+    return utc.replace(microsecond=utc.microsecond // 1000 * 1000)
+
+
+def list_active_locations(
+    *, db: Database[Doc], ids: Sequence[ObjectId] | None = None
+) -> list[TrackedLocation]:
+    """Return the active locations (optionally only those in `ids`), oldest first."""
+    query: Doc = {"active": True}
+    if ids is not None:
+        query["_id"] = {"$in": list(ids)}
+    cursor = db.locations.find(query, projection={"latitude": 1, "longitude": 1}).sort("_id", 1)
+    return [TrackedLocation(doc["_id"], doc["latitude"], doc["longitude"]) for doc in cursor]
+
+
+def _existing(db: Database[Doc], keys: list[Key]) -> dict[Key, Doc]:
+    query = {
+        "location_id": {"$in": list({k[0] for k in keys})},
+        "observed_at": {"$in": list({k[1] for k in keys})},
+    }
+    found: dict[Key, Doc] = {}
+    projection = {"location_id": 1, "observed_at": 1, "values": 1, "units": 1}
+    for doc in db.observations.find(query, projection=projection):
+        found[(doc["location_id"], _millis(doc["observed_at"]))] = doc
+    return found
+
+
+def bulk_upsert_observations(
+    *,
+    db: Database[Doc],
+    source: str,
+    observations: Sequence[ParsedObservation],
+    fetched_at: datetime,
+) -> UpsertCounts:
+    """Upsert by (location_id, observed_at); unchanged documents keep their `updated_at`."""
+    if not observations:
+        return UpsertCounts()
+    fetched_at = _millis(fetched_at)
+    latest: dict[Key, ParsedObservation] = {
+        (o.location_id, _millis(o.observed_at)): o for o in observations
+    }
+    existing = _existing(db, list(latest))
+    ops: list[UpdateOne] = []
+    unchanged: list[ObjectId] = []
+    for (location_id, observed_at), obs in latest.items():
+        key_filter = {"location_id": location_id, "observed_at": observed_at}
+        old = existing.get((location_id, observed_at))
+        if old is None:
+            # $setOnInsert: a concurrent insert of the same key becomes a no-op, not a duplicate.
+            doc = {**key_filter, "source": source, "values": obs.values, "units": obs.units}
+            doc |= {"fetched_at": fetched_at, "updated_at": fetched_at}
+            ops.append(UpdateOne(key_filter, {"$setOnInsert": doc}, upsert=True))
+        elif old.get("values") == obs.values and old.get("units") == obs.units:
+            unchanged.append(old["_id"])
+        else:
+            change = {"values": obs.values, "units": obs.units, "source": source}
+            change |= {"fetched_at": fetched_at, "updated_at": fetched_at}
+            ops.append(UpdateOne({"_id": old["_id"]}, {"$set": change}))
+    inserted = updated = 0
+    if ops:
+        result = db.observations.bulk_write(ops, ordered=False)
+        inserted = result.upserted_count
+        updated = result.modified_count
+    if unchanged:
+        # We saw the same data again: that is a fetch (freshness), not an update.
+        db.observations.update_many(
+            {"_id": {"$in": unchanged}}, {"$set": {"fetched_at": fetched_at}}
+        )
+    return UpsertCounts(
+        inserted=inserted, updated=updated, unchanged=len(latest) - inserted - updated
+    )
+
+
+def record_success(
+    *, db: Database[Doc], source: str, at: datetime, next_run_at: datetime | None = None
+) -> None:
+    """Store a successful refresh of `source`."""
+    fields: Doc = {"last_success_at": _millis(at)}
+    if next_run_at is not None:
+        fields["next_run_at"] = _millis(next_run_at)
+    db.source_status.update_one({"_id": source}, {"$set": fields}, upsert=True)
+
+
+def record_error(
+    *,
+    db: Database[Doc],
+    source: str,
+    at: datetime,
+    error: str,
+    next_run_at: datetime | None = None,
+) -> None:
+    """Store a failed (or partly failed) refresh of `source` with a short error text."""
+    fields: Doc = {"last_error_at": _millis(at), "last_error": error[:500]}
+    if next_run_at is not None:
+        fields["next_run_at"] = _millis(next_run_at)
+    db.source_status.update_one({"_id": source}, {"$set": fields}, upsert=True)
+
+
+def latest_success(*, db: Database[Doc], source: str) -> datetime | None:
+    """Return when `source` last refreshed successfully, if it ever did."""
+    doc = db.source_status.find_one({"_id": source}, projection={"last_success_at": 1})
+    value = doc.get("last_success_at") if doc else None
+    return value if isinstance(value, datetime) else None
+
+
+def stalest_age(*, db: Database[Doc], source: str, now: datetime | None = None) -> float | None:
+    """Return the age in seconds of the stalest active location's latest observation.
+
+    A location with no observation yet counts from its creation. None when nothing is tracked.
+    """
+    now = now or datetime.now(UTC)
+    oldest: datetime | None = None
+    for location in db.locations.find({"active": True}, projection={"created_at": 1}):
+        latest = db.observations.find_one(
+            {"location_id": location["_id"], "source": source},
+            projection={"fetched_at": 1},
+            sort=[("observed_at", DESCENDING)],
+        )
+        seen = latest.get("fetched_at") if latest else location.get("created_at")
+        if isinstance(seen, datetime) and (oldest is None or seen < oldest):
+            oldest = seen
+    return None if oldest is None else max((now - oldest).total_seconds(), 0.0)
+
+
+def delete_older_than(*, db: Database[Doc], days: int, now: datetime | None = None) -> int:
+    """Delete observations observed more than `days` ago; return how many went."""
+    cutoff = (now or datetime.now(UTC)) - timedelta(days=days)
+    return db.observations.delete_many({"observed_at": {"$lt": cutoff}}).deleted_count
