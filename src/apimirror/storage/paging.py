@@ -1,0 +1,51 @@
+"""Id parsing and keyset pagination shared by the repositories (never `skip`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from bson import ObjectId
+from bson.errors import InvalidId
+from pymongo import ASCENDING
+from pymongo.asynchronous.collection import AsyncCollection
+
+from apimirror.models import Page
+
+Doc = dict[str, Any]
+T = TypeVar("T")
+
+
+def parse_object_id(value: str) -> ObjectId | None:
+    """Return the ObjectId spelled by a 24-hex string, or None when it is malformed."""
+    if len(value) != 24:
+        return None
+    try:
+        return ObjectId(value)
+    except (InvalidId, TypeError):
+        return None
+
+
+async def keyset_page(
+    collection: AsyncCollection[Doc],
+    *,
+    query: Doc,
+    limit: int,
+    after: str | None,
+    to_model: Callable[[Doc], T],
+) -> Page[T]:
+    """Return up to `limit` documents with `_id` greater than the cursor, in `_id` order.
+
+    One extra document is read to know whether another page exists, so the last page's
+    `next` is null rather than pointing at an empty page.
+    """
+    if after is not None:
+        after_id = parse_object_id(after)
+        if after_id is None:
+            raise ValueError("cursor is malformed")
+        query = {**query, "_id": {"$gt": after_id}}
+    docs = await collection.find(query).sort("_id", ASCENDING).limit(limit + 1).to_list()
+    more = len(docs) > limit
+    docs = docs[:limit]
+    next_cursor = str(docs[-1]["_id"]) if more and docs else None
+    return Page[T](items=[to_model(d) for d in docs], next=next_cursor)
