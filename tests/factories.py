@@ -1,17 +1,13 @@
-"""Test data factories and the in-process API client fixture for the API tests."""
+"""Test data factories for the API tests: valid bodies and helpers that create through the API."""
 
 from __future__ import annotations
 
 import itertools
 import random
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import pytest
 from fastapi.testclient import TestClient
-
-from apimirror.config import Settings
 
 TOKEN = "test-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -79,12 +75,3 @@ def create_observation(client: TestClient, location_id: str, **overrides: Any) -
     assert response.status_code == 201, response.text
     body: dict[str, Any] = response.json()
     return body
-
-
-@pytest.fixture
-def api(settings: Settings) -> Iterator[TestClient]:
-    """The real app in-process, its lifespan run, on this test's own database and Redis prefix."""
-    from apimirror.api.app import create_app
-
-    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
-        yield client

@@ -188,12 +188,13 @@ class CurrentPublic(ObservationPublic):
 
 
 class BudgetWindow(BaseModel):
-    """Rate-limit budget use in one window."""
+    """Rate-limit budget use in one window (weighted calls; null when Redis cannot be read)."""
 
     window: str
     limit: int
-    used: int | None
-    remaining: int | None
+    used: float | None
+    remaining: float | None
+    resets_at: UtcDatetime | None
 
 
 class SourceStatusPublic(BaseModel):

@@ -12,6 +12,7 @@ import structlog
 from fastapi import APIRouter, Depends, FastAPI
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
+from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 
 from apimirror import __version__
@@ -50,6 +51,9 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.redis = Redis.from_url(
         settings.redis_url.get_secret_value(), socket_connect_timeout=1, socket_timeout=1
     )
+    app.state.sync_redis = SyncRedis.from_url(
+        settings.redis_url.get_secret_value(), socket_connect_timeout=1, socket_timeout=1
+    )
     indexer = asyncio.create_task(_ensure_indexes_until_done(app.state.db))
     # Wait for the first attempt so unique keys hold from the first request when MongoDB is up.
     await asyncio.wait({indexer}, timeout=settings.mongodb_server_selection_timeout_ms / 1000 + 1)
@@ -60,6 +64,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         with contextlib.suppress(asyncio.CancelledError):
             await indexer
         await app.state.redis.aclose()
+        app.state.sync_redis.close()
         await client.close()
 
 

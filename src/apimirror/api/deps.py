@@ -8,6 +8,7 @@ from typing import Annotated, Any, cast
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pymongo.asynchronous.database import AsyncDatabase
+from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 
 from apimirror.config import Settings
@@ -37,9 +38,15 @@ def get_redis(request: Request) -> Redis:
     return cast(Redis, request.app.state.redis)
 
 
+def get_sync_redis(request: Request) -> SyncRedis:
+    """Return the app's blocking Redis client, for helpers shared with the workers."""
+    return cast(SyncRedis, request.app.state.sync_redis)
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 DbDep = Annotated[AsyncDatabase[Doc], Depends(get_db)]
 RedisDep = Annotated[Redis, Depends(get_redis)]
+SyncRedisDep = Annotated[SyncRedis, Depends(get_sync_redis)]
 
 
 def check_token(token: str | None, settings: Settings) -> None:

@@ -7,11 +7,11 @@ from typing import Any
 
 from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import OperationFailure
 
 from apimirror.errors import ConflictError
 from apimirror.models import LocationCreate, LocationPublic, LocationUpdate, Page, doc_to_public
-from apimirror.storage.paging import keyset_page, parse_object_id
+from apimirror.storage.paging import is_duplicate_key, keyset_page, parse_object_id
 
 Doc = dict[str, Any]
 
@@ -28,8 +28,10 @@ async def create_location(*, db: AsyncDatabase[Doc], data: LocationCreate) -> Lo
     doc: Doc = {**data.model_dump(), "created_at": now, "updated_at": now}
     try:
         result = await db.locations.insert_one(doc)
-    except DuplicateKeyError:
-        raise ConflictError(_DUPLICATE) from None
+    except OperationFailure as exc:
+        if is_duplicate_key(exc):
+            raise ConflictError(_DUPLICATE) from None
+        raise
     doc["_id"] = result.inserted_id
     return _public(doc)
 
@@ -63,8 +65,10 @@ async def update_location(
         doc = await db.locations.find_one_and_update(
             {"_id": oid}, {"$set": changes}, return_document=ReturnDocument.AFTER
         )
-    except DuplicateKeyError:
-        raise ConflictError(_DUPLICATE) from None
+    except OperationFailure as exc:
+        if is_duplicate_key(exc):
+            raise ConflictError(_DUPLICATE) from None
+        raise
     return None if doc is None else _public(doc)
 
 

@@ -8,7 +8,7 @@ from typing import Any
 from bson import ObjectId
 from pymongo import DESCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import OperationFailure
 
 from apimirror.errors import ConflictError, InvalidInputError
 from apimirror.models import (
@@ -18,7 +18,7 @@ from apimirror.models import (
     Page,
     doc_to_public,
 )
-from apimirror.storage.paging import keyset_page, parse_object_id
+from apimirror.storage.paging import is_duplicate_key, keyset_page, parse_object_id
 
 Doc = dict[str, Any]
 
@@ -45,8 +45,10 @@ async def create_observation(
     }
     try:
         result = await db.observations.insert_one(doc)
-    except DuplicateKeyError:
-        raise ConflictError(_DUPLICATE) from None
+    except OperationFailure as exc:
+        if is_duplicate_key(exc):
+            raise ConflictError(_DUPLICATE) from None
+        raise
     doc["_id"] = result.inserted_id
     return _public(doc)
 
@@ -122,8 +124,10 @@ async def update_observation(
         doc = await db.observations.find_one_and_update(
             {"_id": oid}, {"$set": changes}, return_document=ReturnDocument.AFTER
         )
-    except DuplicateKeyError:
-        raise ConflictError(_DUPLICATE) from None
+    except OperationFailure as exc:
+        if is_duplicate_key(exc):
+            raise ConflictError(_DUPLICATE) from None
+        raise
     return None if doc is None else _public(doc)
 
 

@@ -1,4 +1,4 @@
-"""Id parsing and keyset pagination shared by the repositories (never `skip`)."""
+"""Helpers shared by the repositories: id parsing, duplicate keys, keyset pagination."""
 
 from __future__ import annotations
 
@@ -9,11 +9,21 @@ from bson import ObjectId
 from bson.errors import InvalidId
 from pymongo import ASCENDING
 from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import DuplicateKeyError, OperationFailure
 
 from apimirror.models import Page
 
 Doc = dict[str, Any]
 T = TypeVar("T")
+
+
+def is_duplicate_key(exc: OperationFailure) -> bool:
+    """Say whether a write failed on a unique index.
+
+    MongoDB raises DuplicateKeyError (E11000). FerretDB 1.x does so for inserts, but reports an
+    update that breaks a unique index as a generic error naming SQLite's UNIQUE constraint.
+    """
+    return isinstance(exc, DuplicateKeyError) or "UNIQUE constraint failed" in str(exc)
 
 
 def parse_object_id(value: str) -> ObjectId | None:

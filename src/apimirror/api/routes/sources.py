@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import structlog
 from fastapi import APIRouter, Depends, status
+from redis import Redis as SyncRedis
+from redis.exceptions import RedisError
 from starlette.concurrency import run_in_threadpool
 
-from apimirror.api.deps import DbDep, RedisDep, SettingsDep, require_reader, require_writer
+from apimirror import ratelimit
+from apimirror.api.deps import (
+    DbDep,
+    SettingsDep,
+    SyncRedisDep,
+    require_reader,
+    require_writer,
+)
 from apimirror.api.openapi import READ, WRITE, problems
 from apimirror.config import Settings
 from apimirror.errors import DependencyUnavailableError, NotFoundError
@@ -28,19 +36,21 @@ def configured_sources(settings: Settings) -> list[str]:
     return [name.strip() for name in settings.source.split(",") if name.strip()]
 
 
-async def _budget(redis: Any, settings: Settings, source: str) -> list[BudgetWindow]:
-    used = await read_budget_usage(redis, settings, source)
-    windows = []
-    for window, limit in settings.limits().items():
-        spent = None if used is None else used.get(window, 0)
-        left = None if spent is None else max(limit - spent, 0)
-        windows.append(BudgetWindow(window=window, limit=limit, used=spent, remaining=left))
-    return windows
-
-
-async def read_budget_usage(redis: Any, settings: Settings, source: str) -> dict[str, int] | None:
-    """Return the weighted calls spent per window, or None when usage cannot be read."""
-    return None
+def _budget(redis: SyncRedis, settings: Settings, source: str) -> list[BudgetWindow]:
+    try:
+        return [
+            BudgetWindow(
+                window=w.window, limit=w.limit, used=w.used, remaining=w.left, resets_at=w.reset_at
+            )
+            for w in ratelimit.usage(redis, settings, source)
+        ]
+    except RedisError as exc:
+        # The status from MongoDB is still worth serving; show the configured limits only.
+        log.warning("budget_unreadable", source=source, error=type(exc).__name__)
+        return [
+            BudgetWindow(window=window, limit=limit, used=None, remaining=None, resets_at=None)
+            for window, limit in settings.limits().items()
+        ]
 
 
 @router.get(
@@ -50,7 +60,7 @@ async def read_budget_usage(redis: Any, settings: Settings, source: str) -> dict
     responses=READ,
 )
 async def list_sources(
-    db: DbDep, redis: RedisDep, settings: SettingsDep
+    db: DbDep, redis: SyncRedisDep, settings: SettingsDep
 ) -> list[SourceStatusPublic]:
     """Return last success, last error, budget per window and next run for every source."""
     stored = await list_source_status(db=db)
@@ -65,7 +75,7 @@ async def list_sources(
                 last_error_at=doc.get("last_error_at"),
                 last_error=doc.get("last_error"),
                 next_run_at=doc.get("next_run_at"),
-                budget=await _budget(redis, settings, name),
+                budget=await run_in_threadpool(_budget, redis, settings, name),
             )
         )
     return out
