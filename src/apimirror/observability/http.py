@@ -132,7 +132,14 @@ def install(app: FastAPI, *, service: str = "api") -> None:
     exporter.set_build_info()
     freshness.export_config()
     app.add_middleware(ObservabilityMiddleware)
-    app.add_route("/metrics", metrics_endpoint, methods=["GET"], include_in_schema=False)
+    # An API route (not a bare Starlette one) so the router records it in scope["route"].
+    app.add_api_route(
+        "/metrics",
+        metrics_endpoint,
+        methods=["GET"],
+        include_in_schema=False,
+        response_class=Response,
+    )
     if multiproc.enabled():
         # uvicorn offers no hook in the supervisor for a dead worker; each worker cleans up itself.
         atexit.register(multiproc.mark_process_dead)
