@@ -1,0 +1,318 @@
+"""The refresh task: fetch every active location from a source, within budget, and upsert.
+
+The task is idempotent (upserts by natural key) and never sleeps: a spent budget or a 429
+becomes a Celery retry with a countdown plus positive jitter, so no worker slot is held while
+waiting. Remaining locations travel with the retry, so finished batches are not fetched twice.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import redis
+import structlog
+from bson import ObjectId
+from celery.exceptions import SoftTimeLimitExceeded
+
+from apimirror.config import Settings, get_settings
+from apimirror.observability.metrics import (
+    RECORDS_UPSERTED,
+    REFRESH_LAST_SUCCESS,
+    UPSTREAM_COST,
+    UPSTREAM_DURATION,
+    UPSTREAM_REQUESTS,
+    UPSTREAM_THROTTLED,
+)
+from apimirror.ratelimit import Budget, jitter, throttle_wait, usage
+from apimirror.sources import get_source
+from apimirror.sources.base import ParseResult, Source, UpstreamRequest
+from apimirror.storage.client import get_sync_db
+from apimirror.storage.ingest import (
+    bulk_upsert_observations,
+    list_active_locations,
+    record_error,
+    record_success,
+)
+from apimirror.tasks.celery_app import REFRESH_TASK, app
+
+log = structlog.get_logger(__name__)
+
+_redis: tuple[int, redis.Redis] | None = None
+
+
+class RefreshFailedError(RuntimeError):
+    """Every batch of a refresh failed, or retries stopped after the bounded wait."""
+
+
+class UpstreamUnreachableError(RuntimeError):
+    """The upstream did not answer (timeout or connection error)."""
+
+
+class Throttled(Exception):
+    """The upstream (429) or our budget said to wait."""
+
+    def __init__(self, wait_s: float, reason: str) -> None:
+        """Carry the wait in seconds and why (`budget` or `429`)."""
+        super().__init__(f"{reason}: wait {wait_s:.1f}s")
+        self.wait_s = wait_s
+        self.reason = reason
+
+
+@dataclass
+class RunStats:
+    """What one run did, batch by batch."""
+
+    ok: int = 0
+    failed: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def redis_client(settings: Settings) -> redis.Redis:
+    """Return this process's Redis client (created after fork)."""
+    global _redis
+    if _redis is None or _redis[0] != os.getpid():
+        url = settings.redis_url.get_secret_value()
+        _redis = (os.getpid(), redis.Redis.from_url(url, socket_timeout=5))
+    return _redis[1]
+
+
+def _timeout(settings: Settings) -> httpx.Timeout:
+    read = settings.upstream_read_timeout_s
+    return httpx.Timeout(
+        connect=settings.upstream_connect_timeout_s, read=read, write=read, pool=read
+    )
+
+
+def _max_cost(settings: Settings) -> float | None:
+    limits = [limit for limit in settings.limits().values() if limit > 0]
+    return float(min(limits)) if limits else None
+
+
+@app.task(  # type: ignore[untyped-decorator]
+    name=REFRESH_TASK, bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None
+)
+def refresh_source(
+    self: Any,
+    source_name: str,
+    remaining: list[str] | None = None,
+    waited: float = 0.0,
+    attempt: int = 0,
+    scheduled: bool = False,
+) -> dict[str, Any]:
+    """Refresh every active location of `source_name` (or only `remaining`, on a retry)."""
+    settings = get_settings()
+    source = get_source(source_name, settings)
+    client = redis_client(settings)
+    if scheduled and not _claim_schedule_slot(client, settings, source_name):
+        log.info("refresh_skipped", source=source_name, reason="already_scheduled")
+        return {"outcome": "skipped", "reason": "already_scheduled"}
+    lock = client.lock(
+        f"{settings.redis_prefix}:lock:refresh:{source_name}", timeout=settings.refresh_lock_ttl_s
+    )
+    if not lock.acquire(blocking=False):
+        log.info("refresh_skipped", source=source_name, reason="locked")
+        return {"outcome": "skipped", "reason": "locked"}
+    try:
+        return _run(self, settings, source, client, remaining, waited, attempt)
+    finally:
+        try:
+            lock.release()
+        except redis.exceptions.LockError:
+            log.warning("refresh_lock_expired", source=source_name)
+
+
+def _claim_schedule_slot(client: redis.Redis, settings: Settings, source: str) -> bool:
+    # Two beats started by mistake each send one refresh per interval; only one may run.
+    ttl = max(int(settings.refresh_interval_s / 2), 1)
+    key = f"{settings.redis_prefix}:refresh:{source}:scheduled"
+    return bool(client.set(key, "1", nx=True, ex=ttl))
+
+
+def _run(
+    task: Any,
+    settings: Settings,
+    source: Source,
+    client: redis.Redis,
+    remaining: list[str] | None,
+    waited: float,
+    attempt: int,
+) -> dict[str, Any]:
+    db = get_sync_db(settings)
+    ids = [ObjectId(i) for i in remaining] if remaining is not None else None
+    locations = list_active_locations(db=db, ids=ids)
+    requests = source.build_requests(locations, max_cost=_max_cost(settings))
+    budget = Budget(client, settings, source.name)
+    stats = RunStats()
+    log.info("refresh_started", source=source.name, locations=len(locations), batches=len(requests))
+    try:
+        with httpx.Client(timeout=_timeout(settings)) as http:
+            for index, request in enumerate(requests):
+                try:
+                    _batch(http, db, budget, source, request, stats)
+                except Throttled as throttled:
+                    _finish(db, settings, source.name, stats, partial=True)
+                    pending = [str(loc.id) for r in requests[index:] for loc in r.locations]
+                    error = _defer(task, settings, source.name, throttled, pending, waited, attempt)
+                    if isinstance(error, RefreshFailedError):
+                        record_error(
+                            db=db, source=source.name, at=datetime.now(UTC), error=str(error)
+                        )
+                    raise error from None
+    except (UpstreamUnreachableError, SoftTimeLimitExceeded) as exc:
+        stats.failed += 1
+        stats.errors.append(f"{type(exc).__name__}: {exc}")
+        _finish(db, settings, source.name, stats, partial=False)
+        raise
+    finally:
+        _update_budget_gauges(client, settings, source.name)
+    return _finish(db, settings, source.name, stats, partial=False)
+
+
+def _batch(
+    http: httpx.Client,
+    db: Any,
+    budget: Budget,
+    source: Source,
+    request: UpstreamRequest,
+    stats: RunStats,
+) -> None:
+    decision = budget.try_spend(request.cost)
+    if not decision.allowed:
+        raise Throttled(decision.wait_s, "budget")
+    UPSTREAM_COST.labels(source.name).inc(request.cost)
+    payload = _fetch(http, source, request)
+    if isinstance(payload, str):
+        stats.failed += 1
+        stats.errors.append(payload)
+        log.warning("refresh_batch_failed", source=source.name, error=payload)
+        return
+    result: ParseResult = source.parse(request, payload)
+    if result.errors:
+        RECORDS_UPSERTED.labels(source.name, "invalid").inc(len(result.errors))
+        log.warning(
+            "refresh_items_invalid",
+            source=source.name,
+            count=len(result.errors),
+            errors=result.errors[:5],
+        )
+    counts = bulk_upsert_observations(
+        db=db, source=source.name, observations=result.observations, fetched_at=datetime.now(UTC)
+    )
+    for name in ("inserted", "updated", "unchanged"):
+        RECORDS_UPSERTED.labels(source.name, name).inc(getattr(counts, name))
+    stats.ok += 1
+
+
+def _fetch(http: httpx.Client, source: Source, request: UpstreamRequest) -> Any:
+    """Send one request; return the decoded body, or an error text for a failed batch."""
+    started = time.perf_counter()
+    params = dict(request.params)
+    try:
+        if request.method == "POST":
+            response = http.post(request.url, data=params)
+        else:
+            response = http.get(request.url, params=params)
+    except httpx.TimeoutException as exc:
+        UPSTREAM_REQUESTS.labels(source.name, "timeout").inc()
+        raise UpstreamUnreachableError(f"timeout: {exc!r}") from exc
+    except httpx.TransportError as exc:
+        UPSTREAM_REQUESTS.labels(source.name, "error").inc()
+        raise UpstreamUnreachableError(f"transport: {exc!r}") from exc
+    finally:
+        UPSTREAM_DURATION.labels(source.name).observe(time.perf_counter() - started)
+    UPSTREAM_REQUESTS.labels(source.name, str(response.status_code)).inc()
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if response.status_code == 429:
+        window = source.throttle_reason(body)
+        UPSTREAM_THROTTLED.labels(source.name, "429").inc()
+        wait = throttle_wait(
+            retry_after=response.headers.get("retry-after"), window=window, attempt=0
+        )
+        log.warning("upstream_throttled", source=source.name, window=window, wait_s=wait)
+        raise Throttled(wait, "429")
+    if response.status_code != 200:
+        return f"HTTP {response.status_code}: {response.text[:200]}"
+    if body is None:
+        return "HTTP 200 with a body that is not JSON"
+    return body
+
+
+def _defer(
+    task: Any,
+    settings: Settings,
+    source: str,
+    throttled: Throttled,
+    pending: list[str],
+    waited: float,
+    attempt: int,
+) -> Exception:
+    """Return the Celery Retry to raise, or a RefreshFailedError once the wait is too long."""
+    if throttled.reason == "budget":
+        UPSTREAM_THROTTLED.labels(source, "budget").inc()
+    elif throttled.wait_s > 0:
+        # Everyone holds off, not just this task: no upstream call until the wait has passed.
+        until = datetime.now(UTC) + timedelta(seconds=throttled.wait_s)
+        Budget(redis_client(settings), settings, source).block_until(until)
+    countdown = min(throttled.wait_s, settings.retry_max_countdown_s) + jitter(
+        settings.retry_jitter_s
+    )
+    countdown = max(countdown, 0.1)
+    if waited + countdown > settings.retry_max_total_wait_s:
+        log.error(
+            "refresh_retries_exhausted",
+            source=source,
+            reason=throttled.reason,
+            waited_s=round(waited, 1),
+            next_wait_s=round(countdown, 1),
+            max_total_wait_s=settings.retry_max_total_wait_s,
+            pending=len(pending),
+        )
+        return RefreshFailedError(f"gave up after waiting {waited:.0f}s ({throttled.reason})")
+    log.info(
+        "refresh_deferred",
+        source=source,
+        reason=throttled.reason,
+        countdown_s=round(countdown, 2),
+        pending=len(pending),
+        attempt=attempt + 1,
+    )
+    kwargs = {"remaining": pending, "waited": waited + countdown, "attempt": attempt + 1}
+    # Beat's `expires` must not follow the retry, or a long wait would revoke it on arrival.
+    retry: Exception = task.retry(countdown=countdown, kwargs=kwargs, expires=None, throw=False)
+    return retry
+
+
+def _finish(
+    db: Any, settings: Settings, source: str, stats: RunStats, *, partial: bool
+) -> dict[str, Any]:
+    now = datetime.now(UTC)
+    next_run = now + timedelta(seconds=settings.refresh_interval_s)
+    if stats.failed:
+        record_error(
+            db=db, source=source, at=now, error="; ".join(stats.errors[:3]), next_run_at=next_run
+        )
+    if stats.ok or (not stats.failed and not partial):
+        record_success(db=db, source=source, at=now, next_run_at=next_run)
+        REFRESH_LAST_SUCCESS.labels(source).set(now.timestamp())
+    if not partial:
+        log.info(
+            "refresh_finished", source=source, batches_ok=stats.ok, batches_failed=stats.failed
+        )
+        if stats.failed and not stats.ok:
+            raise RefreshFailedError("; ".join(stats.errors[:3]))
+    return {"outcome": "success", "batches_ok": stats.ok, "batches_failed": stats.failed}
+
+
+def _update_budget_gauges(client: redis.Redis, settings: Settings, source: str) -> None:
+    try:
+        usage(client, settings, source)
+    except redis.RedisError as exc:
+        log.warning("budget_gauges_failed", source=source, error=str(exc))
