@@ -94,18 +94,19 @@ def _on_child_init(**_: Any) -> None:
     freshness.export_config()
     from celery import current_app
 
-    init_series(list(current_app.tasks.keys()), get_settings().source)
+    init_series(list(current_app.tasks.keys()), freshness.source_names(get_settings()))
 
 
-def init_series(task_names: list[str], source: str) -> None:
+def init_series(task_names: list[str], sources: list[str]) -> None:
     """Create every known series at 0, so the first failure shows up in `increase()`."""
     for name in task_names:
         if name.startswith("celery."):
             continue
         for outcome in OUTCOMES:
             TASK_RUNS.labels(name, outcome)
-    for reason in ("budget", "429"):
-        UPSTREAM_THROTTLED.labels(source, reason)
+    for source in sources:
+        for reason in ("budget", "429"):
+            UPSTREAM_THROTTLED.labels(source, reason)
 
 
 def _on_child_shutdown(pid: int | None = None, **_: Any) -> None:

@@ -12,7 +12,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
-from pymongo import DESCENDING
 from pymongo.synchronous.database import Database
 
 from apimirror.config import Settings, get_settings
@@ -26,7 +25,6 @@ from apimirror.observability.metrics import (
 
 log = structlog.get_logger(__name__)
 Doc = dict[str, Any]
-MAX_LOCATIONS = 10_000
 
 
 def export_config(settings: Settings | None = None) -> None:
@@ -59,37 +57,24 @@ def restore_last_success(*, db: Database[Doc]) -> dict[str, float]:
     return restored
 
 
-def stalest_fetch(*, db: Database[Doc], source: str) -> datetime | None:
-    """Return the oldest "latest fetch" over active locations, or None when nothing is stored."""
-    oldest: datetime | None = None
-    active = db.locations.find({"active": True}, {"_id": 1}).limit(MAX_LOCATIONS)
-    for location in active:
-        latest = db.observations.find_one(
-            {"location_id": location["_id"], "source": source},
-            {"fetched_at": 1},
-            sort=[("observed_at", DESCENDING)],
-        )
-        fetched = latest.get("fetched_at") if latest else None
-        if isinstance(fetched, datetime) and (oldest is None or fetched < oldest):
-            oldest = fetched
-    return oldest
-
-
 def update_data_age(*, db: Database[Doc], source: str, now: datetime | None = None) -> float | None:
     """Set `apimirror_data_age_seconds{source}` from stored data; return it (None if unknown)."""
-    oldest = stalest_fetch(db=db, source=source)
-    if oldest is None:
-        return None
-    now = now or datetime.now(UTC)
-    if oldest.tzinfo is None:
-        oldest = oldest.replace(tzinfo=UTC)
-    age = max((now - oldest).total_seconds(), 0.0)
-    DATA_AGE.labels(source).set(age)
+    from apimirror.storage.ingest import stalest_age
+
+    age = stalest_age(db=db, source=source, now=now)
+    if age is not None:
+        DATA_AGE.labels(source).set(age)
     return age
+
+
+def source_names(settings: Settings) -> list[str]:
+    """Return the configured source names (`APIMIRROR_SOURCE` may list several)."""
+    return [name.strip() for name in settings.source.split(",") if name.strip()]
 
 
 def sample(*, db: Database[Doc], settings: Settings) -> None:
     """Refresh every freshness gauge once (called periodically by the beat sampler)."""
     export_config(settings)
     restore_last_success(db=db)
-    update_data_age(db=db, source=settings.source)
+    for source in source_names(settings):
+        update_data_age(db=db, source=source)
