@@ -111,6 +111,12 @@ def refresh_source(
     if scheduled and not _claim_schedule_slot(client, settings, source_name):
         log.info("refresh_skipped", source=source_name, reason="already_scheduled")
         return {"outcome": "skipped", "reason": "already_scheduled"}
+    if attempt > 0:
+        client.delete(_pending_key(settings, source_name))
+    elif client.exists(_pending_key(settings, source_name)):
+        # A deferred retry is already waiting for the budget; it will fetch these locations.
+        log.info("refresh_skipped", source=source_name, reason="retry_pending")
+        return {"outcome": "skipped", "reason": "retry_pending"}
     lock = client.lock(
         f"{settings.redis_prefix}:lock:refresh:{source_name}", timeout=settings.refresh_lock_ttl_s
     )
@@ -124,6 +130,10 @@ def refresh_source(
             lock.release()
         except redis.exceptions.LockError:
             log.warning("refresh_lock_expired", source=source_name)
+
+
+def _pending_key(settings: Settings, source: str) -> str:
+    return f"{settings.redis_prefix}:refresh:{source}:retry_pending"
 
 
 def _claim_schedule_slot(client: redis.Redis, settings: Settings, source: str) -> bool:
@@ -285,6 +295,8 @@ def _defer(
         attempt=attempt + 1,
     )
     kwargs = {"remaining": pending, "waited": waited + countdown, "attempt": attempt + 1}
+    marker_ttl = int(countdown) + settings.task_hard_time_limit_s
+    redis_client(settings).set(_pending_key(settings, source), "1", ex=marker_ttl)
     # Beat's `expires` must not follow the retry, or a long wait would revoke it on arrival.
     retry: Exception = task.retry(countdown=countdown, kwargs=kwargs, expires=None, throw=False)
     return retry

@@ -119,10 +119,11 @@ async def forecast(request: Request) -> Response:
         return PlainTextResponse("upstream-sim: outage", 503)
     exceeded, reset_in = state.admit(cost)
     if exceeded is not None:
-        state.record(status=429, cost=cost, locations=len(coords))
         headers = (
             {"Retry-After": str(max(int(reset_in + 0.999), 1))} if faults.retry_after else None
         )
+        retry_after = int(headers["Retry-After"]) if headers else None
+        state.record(status=429, cost=cost, locations=len(coords), retry_after=retry_after)
         return _error(429, REASONS[exceeded], headers)
     if faults.error_rate and random.random() < faults.error_rate:  # noqa: S311
         state.record(status=faults.error_status, cost=cost, locations=len(coords))

@@ -113,12 +113,16 @@ class SimState:
                     window.accepted += cost
             return exceeded, reset_in
 
-    def record(self, *, status: int, cost: float, locations: int) -> None:
-        """Remember one answered forecast call."""
+    def record(
+        self, *, status: int, cost: float, locations: int, retry_after: int | None = None
+    ) -> None:
+        """Remember one answered forecast call (and the Retry-After it was given, if any)."""
+        call: dict[str, Any] = {"t": time.time(), "status": status, "cost": cost}
+        call["locations"] = locations
+        if retry_after is not None:
+            call["retry_after"] = retry_after
         with self.lock:
-            self.calls.append(
-                {"t": time.time(), "status": status, "cost": cost, "locations": locations}
-            )
+            self.calls.append(call)
             self.statuses[str(status)] = self.statuses.get(str(status), 0) + 1
 
     def stats(self) -> dict[str, Any]:
