@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-
 from tests.support.procs import ROOT
 
 pytestmark = pytest.mark.integration
@@ -87,7 +85,8 @@ def test_every_alert_has_for_severity_and_runbook_annotations() -> None:
         assert rule.get("for"), name
         assert rule["labels"]["severity"] in {"critical", "warning"}, name
         annotations = rule["annotations"]
-        assert annotations["summary"] and annotations["description"], name
+        assert annotations["summary"], name
+        assert annotations["description"], name
         assert annotations["runbook"] == f"README.md#alert-{name.lower()}", name
 
 
