@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import structlog
-from fastapi import APIRouter, Depends, status
+from fastapi import APIRouter, Depends, Request, status
 from redis import Redis as SyncRedis
 from redis.exceptions import RedisError
 from starlette.concurrency import run_in_threadpool
@@ -81,13 +81,17 @@ async def list_sources(
     return out
 
 
-def _send_refresh(name: str) -> str:
+def _send_refresh(request: Request, name: str) -> str:
     from kombu.exceptions import OperationalError
 
-    from apimirror.tasks.celery_app import app as celery_app
+    from apimirror.tasks.celery_app import make_celery
 
+    state = request.app.state
+    if getattr(state, "celery", None) is None:
+        # Built from this app's settings (broker URL, queue), once, on first use.
+        state.celery = make_celery(state.settings)
     try:
-        result = celery_app.send_task(REFRESH_TASK, args=[name], retry=False)
+        result = state.celery.send_task(REFRESH_TASK, args=[name], retry=False)
     except OperationalError as exc:
         raise ConnectionError(str(exc)) from exc
     return str(result.id)
@@ -100,12 +104,14 @@ def _send_refresh(name: str) -> str:
     dependencies=[Depends(require_writer)],
     responses={**WRITE, **problems(404)},
 )
-async def refresh_source(name: str, settings: SettingsDep) -> TaskQueued:
+async def refresh_source(request: Request, name: str, settings: SettingsDep) -> TaskQueued:
     """Queue a refresh task; it spends from the same budget as scheduled ones."""
     if name not in configured_sources(settings):
         raise NotFoundError(f"no source is named {name!r}")
     try:
-        task_id = await asyncio.wait_for(run_in_threadpool(_send_refresh, name), _SEND_TIMEOUT_S)
+        task_id = await asyncio.wait_for(
+            run_in_threadpool(_send_refresh, request, name), _SEND_TIMEOUT_S
+        )
     except (OSError, TimeoutError) as exc:
         log.warning("refresh_not_queued", source=name, error=type(exc).__name__)
         raise DependencyUnavailableError("the task broker (redis)") from None
