@@ -109,6 +109,7 @@ def configure_logging(service: str | None = None, level: str | None = None) -> N
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
+    logging.captureWarnings(True)  # warnings become JSON lines too, not raw stderr text
     for name in _LIBRARY_LOGGERS:
         library = logging.getLogger(name)
         library.handlers.clear()
