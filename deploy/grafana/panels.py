@@ -175,6 +175,7 @@ def dashboard(uid: str, title: str, description: str) -> dash_b.Dashboard:
         .uid(uid)
         .description(description)
         .tags(["apimirror"])
+        .readonly()  # provisioned from code: edit generate.py, not the UI
         .timezone("utc")
         .time("now-6h", "now")
         .refresh("30s")
