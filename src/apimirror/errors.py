@@ -19,6 +19,7 @@ log = structlog.get_logger(__name__)
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 _TYPE_PREFIX = "urn:apimirror:problem:"
+_FASTAPI_BODY_ERROR = "There was an error parsing the body"
 
 
 class ApiMirrorError(Exception):
@@ -121,6 +122,15 @@ async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
     headers = dict(exc.headers or {})
+    if exc.status_code == HTTPStatus.BAD_REQUEST and detail == _FASTAPI_BODY_ERROR:
+        # Bytes that are not UTF-8 JSON are as invalid as a JSON syntax error, which gets 422.
+        errors = [{"field": "body", "message": "the body is not valid UTF-8 JSON"}]
+        return problem_response(
+            422,
+            "body: the body is not valid UTF-8 JSON",
+            slug="invalid-input",
+            extra={"errors": errors},
+        )
     if exc.status_code == HTTPStatus.NOT_FOUND and detail == "Not Found":
         detail = f"no route matches {request.url.path}"
     if exc.status_code == HTTPStatus.METHOD_NOT_ALLOWED:
