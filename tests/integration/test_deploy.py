@@ -227,6 +227,18 @@ def test_promtail_and_alloy_promote_only_service_stack_and_level() -> None:
     assert "loki.source.docker" in alloy
 
 
+def test_promtail_discovery_and_relabelling_pass_promtool(tmp_path: Path) -> None:
+    """Promtail's docker_sd and relabel rules (Prometheus's own formats) pass promtool."""
+    promtail = yaml.safe_load((DEPLOY / "promtail" / "promtail.yml").read_text(encoding="utf-8"))
+    (job,) = promtail["scrape_configs"]
+    keys = ("job_name", "docker_sd_configs", "relabel_configs")
+    config = {"scrape_configs": [{k: job[k] for k in keys}]}
+    path = tmp_path / "promtail-as-prometheus.yml"
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    result = run(["promtool", "check", "config", "--syntax-only", str(path)])
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def test_stack_mounts_every_rule_file_and_dashboard() -> None:
     """Every Prometheus rule file and generated dashboard reaches its container via `configs:`."""
     stack = load_stack()
