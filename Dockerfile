@@ -49,8 +49,11 @@ ENV PATH="/opt/venv/bin:${PATH}" \
 WORKDIR /tmp
 USER 10001:10001
 EXPOSE 8000 8081 9101 9102
-# The default suits `api`; deploy/stack.yml overrides it for worker, beat and upstream-sim.
-HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
-    CMD ["apimirror", "healthcheck", "api"]
+# Probes the process named by APIMIRROR_SERVICE (api, worker, beat, upstream-sim; default api),
+# e.g. `docker run -e APIMIRROR_SERVICE=worker apimirror:latest worker`. The worker check pings
+# its own Celery node through the broker, so a worker that lost Redis turns unhealthy.
+# deploy/stack.yml also states each service's check explicitly, with its own timings.
+HEALTHCHECK --interval=30s --timeout=15s --start-period=60s --retries=3 \
+    CMD ["sh", "-c", "exec apimirror healthcheck \"${APIMIRROR_SERVICE:-api}\""]
 ENTRYPOINT ["apimirror"]
 CMD ["api", "--host", "0.0.0.0", "--port", "8000", "--workers", "2"]

@@ -109,3 +109,36 @@ def test_wheel_carries_every_process_module_and_the_recorded_payloads(wheel_venv
         env=_clean_env(wheel_venv),
     )
     assert str(ROOT) not in out
+
+
+def test_healthcheck_from_the_wheel_reports_a_dead_api_as_unhealthy(wheel_venv: Path) -> None:
+    """`apimirror healthcheck api` exits 1 when nothing answers, so HEALTHCHECK cannot lie."""
+    from tests.support.procs import free_port
+
+    url = f"http://127.0.0.1:{free_port()}/healthz"
+    result = subprocess.run(
+        [str(wheel_venv / "bin" / "apimirror"), "healthcheck", "api", "--url", url],
+        cwd=wheel_venv.parent,
+        env=_clean_env(wheel_venv),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+
+
+def test_dockerfile_runs_one_non_root_image_for_every_process() -> None:
+    """The final stage runs as a non-root user, enters via `apimirror`, and bakes in no secret."""
+    text = (ROOT / "Dockerfile").read_text(encoding="utf-8")
+    final = text.split("AS runtime", 1)[1]
+    instructions = [line.split(None, 1) for line in final.splitlines() if line[:1].isupper()]
+    names = {parts[0]: parts[1] if len(parts) > 1 else "" for parts in instructions}
+    assert names["USER"].split(":")[0] not in {"0", "root"}
+    assert names["ENTRYPOINT"] == '["apimirror"]'
+    assert "apimirror healthcheck" in final
+    assert "--mount=type=cache" in text
+    assert "uv sync --frozen" in text
+    code = "\n".join(line for line in text.upper().splitlines() if not line.startswith("#"))
+    for word in ("PASSWORD", "TOKEN", "SECRET", "MONGODB_URL"):
+        assert word not in code, word
