@@ -11,7 +11,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
 
@@ -24,15 +24,20 @@ ITEM_ROUTE = "/api/v1/things/{thing_id}"
 
 def _app() -> FastAPI:
     app = FastAPI()
+    things = APIRouter(prefix="/things")
 
-    @app.get(ITEM_ROUTE)
+    @things.get("/{thing_id}")
     async def get_thing(thing_id: str) -> dict[str, str]:
         return {"id": thing_id}
 
-    @app.post("/api/v1/things")
+    @things.post("")
     async def boom() -> dict[str, str]:
         raise RuntimeError("unhandled")
 
+    # Nested routers with prefixes, like the real app: the label must be the full template.
+    v1 = APIRouter(prefix="/api/v1")
+    v1.include_router(things)
+    app.include_router(v1)
     install(app)
     return app
 

@@ -51,10 +51,25 @@ def request_id_from(scope: Scope) -> str:
 
 
 def route_template(scope: Scope) -> str:
-    """Return the matched route's path template, or the shared value for unmatched requests."""
-    route = scope.get("route")
-    path = getattr(route, "path_format", None) or getattr(route, "path", None)
+    """Return the matched route's full path template, or the shared value for unmatched requests."""
+    path = _included_route_path(scope)
+    if path is None:
+        route = scope.get("route")
+        relative = getattr(route, "path_format", None) or getattr(route, "path", None)
+        if isinstance(relative, str):
+            # Inside a mounted sub-app the route's path is relative to the mount; the router
+            # has recorded the mount prefix in root_path by the time the response is sent.
+            path = str(scope.get("root_path", "")) + relative
     return path if isinstance(path, str) and path.startswith("/") else UNMATCHED_ROUTE
+
+
+def _included_route_path(scope: Scope) -> str | None:
+    # FastAPI >= 0.16x keeps included routers nested: scope["route"] is the leaf route with a
+    # path relative to its router, and the full template (prefixes included) is recorded here.
+    context = scope.get("fastapi")
+    effective = context.get("effective_route_context") if isinstance(context, dict) else None
+    path = getattr(effective, "path_format", None)
+    return path if isinstance(path, str) else None
 
 
 class ObservabilityMiddleware:
