@@ -43,7 +43,12 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "broker_url": settings.redis_url.get_secret_value(),
         # An unacked message (running, or waiting for its retry ETA) is redelivered after this
         # long; it must outlast the hard time limit and the largest retry countdown.
-        "broker_transport_options": {"visibility_timeout": settings.visibility_timeout_s},
+        # The key prefix keeps queues, unacked messages and control broadcasts of deployments
+        # (demo, tests) sharing one Redis apart.
+        "broker_transport_options": {
+            "visibility_timeout": settings.visibility_timeout_s,
+            "global_keyprefix": f"{settings.redis_prefix}:celery:",
+        },
         "broker_connection_retry_on_startup": True,
         "broker_connection_max_retries": None,
         "task_default_queue": QUEUE,

@@ -138,9 +138,9 @@ def _pending_key(settings: Settings, source: str) -> str:
 
 def _claim_schedule_slot(client: redis.Redis, settings: Settings, source: str) -> bool:
     # Two beats started by mistake each send one refresh per interval; only one may run.
-    ttl = max(int(settings.refresh_interval_s / 2), 1)
+    ttl_ms = max(int(settings.refresh_interval_s * 500), 100)  # half an interval
     key = f"{settings.redis_prefix}:refresh:{source}:scheduled"
-    return bool(client.set(key, "1", nx=True, ex=ttl))
+    return bool(client.set(key, "1", nx=True, px=ttl_ms))
 
 
 def _run(
