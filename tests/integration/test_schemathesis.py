@@ -1,4 +1,4 @@
-"""Property-based conformance: schemathesis drives every operation of the live API's own spec."""
+"""Against a live `apimirror api` process: schemathesis conformance to its own spec, healthcheck."""
 
 from __future__ import annotations
 
@@ -148,3 +148,12 @@ def test_api_conforms_to_its_own_spec(live_api: tuple[str, dict[str, str]]) -> N
     """No generated request gets a 5xx, and every response matches the documented schema."""
     failures = _operation_failures(*live_api)
     assert not failures, "\n\n".join(f"{label}:\n{text}" for label, text in failures.items())
+
+
+def test_healthcheck_probes_the_live_api(live_api: tuple[str, dict[str, str]]) -> None:
+    """`apimirror healthcheck api` exits 0 against a live API and 1 where nothing listens."""
+    from apimirror.healthcheck import check
+
+    base, _ = live_api
+    assert check("api", f"{base}/healthz") == 0
+    assert check("api", f"http://127.0.0.1:{free_port()}/healthz") == 1
