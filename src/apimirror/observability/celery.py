@@ -122,6 +122,12 @@ def _on_setup_logging(**_: Any) -> None:
     configure_logging()
 
 
+def _on_worker_init(instance: Any = None, **_: Any) -> None:
+    # Celery prints a plain-text banner on start; the logs contract allows only JSON lines.
+    if instance is not None:
+        instance.quiet = True
+
+
 def _on_worker_ready(**_: Any) -> None:
     exporter.set_build_info()
     freshness.export_config()
@@ -201,6 +207,7 @@ def connect_signals(app: Any = None) -> None:
         app.conf.worker_redirect_stdouts = False
     hooks = {
         signals.setup_logging: _on_setup_logging,
+        signals.celeryd_init: _on_worker_init,
         signals.task_prerun: _on_prerun,
         signals.task_postrun: _on_postrun,
         signals.worker_process_init: _on_child_init,

@@ -77,6 +77,7 @@ def run_beat(metrics_port: int | None) -> int:
         schedule=str(state_dir(settings) / "celerybeat-schedule"),
         max_interval=5,
         loglevel=settings.log_level,
+        quiet=True,  # the start-up banner is plain text; the logs contract allows only JSON
     )
     try:
         beat.run()
