@@ -37,6 +37,28 @@ FAST_ENV = {
 }
 
 
+# Series every alert depends on, and the job that must export each of them.
+LIVE_SERIES = (
+    ("apimirror_http_requests_total", "api"),
+    ("apimirror_http_request_duration_seconds_bucket", "api"),
+    ("apimirror_build_info", "api"),
+    ("apimirror_task_runs_total", "worker"),
+    ("apimirror_task_duration_seconds_count", "worker"),
+    ("apimirror_upstream_requests_total", "worker"),
+    ("apimirror_upstream_cost_total", "worker"),
+    ("apimirror_upstream_throttled_total", "worker"),
+    ("apimirror_records_upserted_total", "worker"),
+    ("apimirror_ratelimit_remaining", "worker"),
+    ("apimirror_mongo_command_duration_seconds_count", "worker"),
+    ("apimirror_refresh_last_success_timestamp_seconds", "beat"),
+    ("apimirror_data_age_seconds", "beat"),
+    ("apimirror_queue_length", "beat"),
+    ("apimirror_beat_last_publish_timestamp_seconds", "beat"),
+    ("apimirror_build_info", "worker"),
+    ("apimirror_build_info", "beat"),
+)
+
+
 def fast_rule_files(directory: Path, for_duration: str = "3s") -> list[str]:
     """Copy the real rule files with every alert's `for:` set to `for_duration`; nothing else."""
     paths = []
@@ -121,6 +143,8 @@ def test_healthy_stack_has_no_alerts_and_every_rule_evaluates(
     for name in ("source:apimirror_refresh_age_seconds", "apimirror:config_stale_after_seconds"):
         assert stack.prom_query(name), f"{name} has no live value"
     assert stack.prom_query("apimirror:config_stale_after_seconds")[0]["value"][1] == "20"
+    for metric, job in LIVE_SERIES:
+        assert stack.prom_query(f'{metric}{{job="{job}"}}'), f"{metric} not scraped from {job}"
 
 
 def test_upstream_outage_fires_upstream_down_then_data_stale(
