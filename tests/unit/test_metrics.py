@@ -145,6 +145,20 @@ def test_task_signals_count_each_run_once_with_its_duration() -> None:
     assert after_n == before_n + 1
 
 
+def test_failure_reported_by_the_pool_parent_is_counted_once() -> None:
+    """A failure signalled for a run the process never started (hard limit) counts once."""
+    task = SimpleNamespace(name="apimirror.test_task")
+    labels = {"task": "apimirror.test_task", "outcome": "failure"}
+    before = REGISTRY.get_sample_value("apimirror_task_runs_total", labels) or 0.0
+    celery_obs._on_failure(sender=task, task_id="killed-child")
+    assert REGISTRY.get_sample_value("apimirror_task_runs_total", labels) == before + 1
+    # In the child that ran the task, the failure signal precedes postrun: only postrun counts.
+    celery_obs._on_prerun(sender=task, task_id="t-2", task=task)
+    celery_obs._on_failure(sender=task, task_id="t-2")
+    celery_obs._on_postrun(sender=task, task_id="t-2", task=task, retval=None, state="FAILURE")
+    assert REGISTRY.get_sample_value("apimirror_task_runs_total", labels) == before + 2
+
+
 _CHILD = textwrap.dedent(
     """
     import sys

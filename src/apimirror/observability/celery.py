@@ -3,7 +3,8 @@
 Tasks never time or count themselves. `connect_signals(app)` wires:
 - `setup_logging` -> our JSON logging (Celery then leaves the root logger alone);
 - `task_prerun`/`task_postrun` -> `apimirror_task_runs_total{task,outcome}`, the duration
-  histogram, and `task_id`/`task` bound into every log line of the run;
+  histogram, and `task_id`/`task` bound into every log line of the run; `task_failure` only
+  for runs whose child died before postrun (hard time limit);
 - `worker_process_init`/`worker_process_shutdown` -> per-child reset and multiprocess clean-up;
 - `after_task_publish` (in beat) -> `apimirror_beat_last_publish_timestamp_seconds`;
 - `beat_init` -> a sampler thread for queue lengths and freshness gauges.
@@ -85,6 +86,14 @@ def _on_postrun(
     if started is not None:
         TASK_DURATION.labels(name).observe(time.perf_counter() - started)
     structlog.contextvars.unbind_contextvars("task_id", "task")
+
+
+def _on_failure(sender: Any = None, task_id: str | None = None, **_: Any) -> None:
+    # In the process that ran the task, postrun counts the failure. This catches the ones the
+    # pool's parent reports for a child that never got to postrun (hard time limit, a lost
+    # worker whose message is not requeued).
+    if str(task_id) not in _started:
+        TASK_RUNS.labels(_task_name(sender), "failure").inc()
 
 
 def _on_child_init(**_: Any) -> None:
@@ -210,6 +219,7 @@ def connect_signals(app: Any = None) -> None:
         signals.celeryd_init: _on_worker_init,
         signals.task_prerun: _on_prerun,
         signals.task_postrun: _on_postrun,
+        signals.task_failure: _on_failure,
         signals.worker_process_init: _on_child_init,
         signals.worker_process_shutdown: _on_child_shutdown,
         signals.worker_ready: _on_worker_ready,
