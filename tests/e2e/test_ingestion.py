@@ -14,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from apimirror.config import Settings
 from apimirror.tasks.celery_app import QUEUE, REFRESH_TASK, make_celery
-from tests.support.procs import wait_for
+from tests.support.procs import apimirror, free_port, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -281,3 +281,26 @@ def test_tight_budget_never_exceeds_limits_in_any_window(stack_factory: Any) -> 
     assert stats["windows"]["hour"]["max_received"] <= 4
     assert "429" not in stats["statuses"]
     assert stats["total"] >= 3
+
+
+def test_two_beats_started_by_mistake_do_not_double_upstream_calls(stack_factory: Any) -> None:
+    """A second beat sends duplicate refreshes, but the upstream sees one call per interval."""
+    stack = stack_factory(env=FAST)
+    _create_locations(stack, 1)
+    tmp = stack.log_dir / "beat2-tmp"
+    tmp.mkdir()
+    extra = apimirror(
+        "beat2",
+        ["beat", "--metrics-port", str(free_port())],
+        env={**stack.env, "TMPDIR": str(tmp)},
+        log_dir=stack.log_dir,
+    ).start()
+    stack.procs["beat2"] = extra
+
+    def published(name: str) -> int:
+        return stack.logs(name).count("Sending due task refresh-openmeteo")
+
+    _wait(lambda: published("beat2") >= 5, 60, "the second beat publishing", stack)
+    calls = sum(1 for c in _calls(stack) if c["status"] == 200)
+    assert calls <= max(published("beat"), published("beat2")) + 1
+    assert "already_scheduled" in stack.logs("worker")
