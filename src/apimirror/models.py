@@ -206,6 +206,9 @@ class SourceStatusPublic(BaseModel):
     last_error: str | None = None
     next_run_at: UtcDatetime | None = None
     budget: list[BudgetWindow]
+    blocked_until: UtcDatetime | None = Field(
+        None, description="Set while an upstream 429 holds every worker back."
+    )
 
 
 class TaskQueued(BaseModel):

@@ -72,6 +72,7 @@ def test_sources_reports_status_and_budget(
     assert set(budget) == {"minute", "hour", "day", "month"}
     assert budget["hour"]["used"] == 7
     assert budget["hour"]["remaining"] == settings.limit_hour - 7
+    assert source["blocked_until"] is None
 
 
 @pytest.fixture

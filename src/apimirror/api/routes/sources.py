@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 
 import structlog
 from fastapi import APIRouter, Depends, Request, status
@@ -36,21 +37,27 @@ def configured_sources(settings: Settings) -> list[str]:
     return [name.strip() for name in settings.source.split(",") if name.strip()]
 
 
-def _budget(redis: SyncRedis, settings: Settings, source: str) -> list[BudgetWindow]:
+def _budget(
+    redis: SyncRedis, settings: Settings, source: str
+) -> tuple[list[BudgetWindow], datetime | None]:
+    """Return the budget per window and the end of any 429 block, read from Redis."""
     try:
-        return [
+        budget = ratelimit.Budget(redis, settings, source)
+        windows = [
             BudgetWindow(
                 window=w.window, limit=w.limit, used=w.used, remaining=w.left, resets_at=w.reset_at
             )
-            for w in ratelimit.usage(redis, settings, source)
+            for w in budget.usage()
         ]
+        return windows, budget.blocked_until()
     except RedisError as exc:
         # The status from MongoDB is still worth serving; show the configured limits only.
         log.warning("budget_unreadable", source=source, error=type(exc).__name__)
-        return [
+        limits = [
             BudgetWindow(window=window, limit=limit, used=None, remaining=None, resets_at=None)
             for window, limit in settings.limits().items()
         ]
+        return limits, None
 
 
 @router.get(
@@ -68,6 +75,7 @@ async def list_sources(
     out = []
     for name in names:
         doc = stored.get(name, {})
+        windows, blocked_until = await run_in_threadpool(_budget, redis, settings, name)
         out.append(
             SourceStatusPublic(
                 name=name,
@@ -75,7 +83,8 @@ async def list_sources(
                 last_error_at=doc.get("last_error_at"),
                 last_error=doc.get("last_error"),
                 next_run_at=doc.get("next_run_at"),
-                budget=await run_in_threadpool(_budget, redis, settings, name),
+                budget=windows,
+                blocked_until=blocked_until,
             )
         )
     return out
