@@ -9,6 +9,7 @@ A 429 also "blocks" the budget until the wait it implies has passed, for every w
 from __future__ import annotations
 
 import random
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -41,6 +42,16 @@ for i = 1, n do
   redis.call('EXPIRE', KEYS[i], math.ceil(tonumber(ARGV[2 + 2 * i]) - now) + 60)
 end
 return {1, '0'}
+"""
+
+
+# Move the block's end later, never earlier, even when workers report 429s concurrently.
+_EXTEND_BLOCK = """
+local current = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tonumber(ARGV[1]) > current then
+  redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+end
+return 1
 """
 
 
@@ -104,6 +115,7 @@ class Budget:
         self._source = source
         self._limits = settings.limits()
         self._script = client.register_script(_SPEND)
+        self._extend = client.register_script(_EXTEND_BLOCK)
 
     def try_spend(self, cost: float, *, now: datetime | None = None) -> Decision:
         """Spend `cost` from every window at once, or spend nothing and say how long to wait."""
@@ -121,10 +133,8 @@ class Budget:
     def block_until(self, until: datetime) -> None:
         """Hold every worker back from the upstream until `until` (after a 429)."""
         key = _key(self._settings, self._source, "blocked_until")
-        stamp = until.timestamp()
-        current = self._redis.get(key)
-        if current is None or float(current) < stamp:
-            self._redis.set(key, str(stamp), exat=int(stamp) + 60)
+        ttl = max(int(until.timestamp() - time.time()), 0) + 60
+        self._extend(keys=[key], args=[until.timestamp(), ttl])
 
     def blocked_until(self) -> datetime | None:
         """Return when a 429 block ends, if one is in force."""

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import math
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -108,6 +111,16 @@ def test_created_locations_get_observations_within_one_interval(stack_factory: A
     [status] = [s for s in sources if s["name"] == "openmeteo"]
     assert status["last_success_at"] is not None
     assert any(w["used"] for w in status["budget"] if w["window"] == "minute")
+    for target in ("worker", "beat"):
+        assert _healthcheck(stack, target) == 0, f"{target} should report healthy"
+    stack.stop("worker")
+    assert _healthcheck(stack, "worker") == 1, "a stopped worker must not look healthy"
+
+
+def _healthcheck(stack: Stack, target: str) -> int:
+    argv = [sys.executable, "-m", "apimirror.cli", "healthcheck", target]
+    env = {**os.environ, **stack.env}
+    return subprocess.run(argv, env=env, capture_output=True, timeout=30, check=False).returncode
 
 
 def _active_ids(inspector: Any) -> set[str]:

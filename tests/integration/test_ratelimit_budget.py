@@ -124,3 +124,14 @@ def test_keys_live_under_the_configured_prefix(
     keys = list(redis_client.scan_iter(f"{redis_prefix}:ratelimit:*"))
     assert len(keys) == 4
     assert all(redis_client.ttl(k) > 0 for k in keys)
+
+
+def test_a_block_is_only_ever_extended(redis_client: redis.Redis, settings: Settings) -> None:
+    """A shorter 429 wait reported later never shortens an existing block."""
+    budget = _budget(redis_client, settings)
+    now = datetime.now(UTC)
+    budget.block_until(now + timedelta(seconds=60))
+    budget.block_until(now + timedelta(seconds=5))
+    until = budget.blocked_until()
+    assert until is not None
+    assert until >= now + timedelta(seconds=59)

@@ -87,3 +87,28 @@ def test_importing_the_app_reads_no_settings(monkeypatch: pytest.MonkeyPatch) ->
     assert calls == []
     assert celery.conf.task_acks_late is True
     assert calls == [1]
+
+
+def test_beat_health_needs_a_recent_heartbeat(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    """The beat health check fails without a heartbeat or with an old one, and passes when fresh."""
+    import os
+    import time
+
+    from apimirror.config import get_settings
+    from apimirror.tasks.health import check_beat
+    from apimirror.tasks.schedule import heartbeat_path
+
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr("tempfile.tempdir", None)
+    get_settings.cache_clear()
+    path = heartbeat_path()
+    assert str(path).startswith(str(tmp_path))
+    assert check_beat() == 1
+    path.touch()
+    assert check_beat() == 0
+    old = time.time() - 600
+    os.utime(path, (old, old))
+    assert check_beat() == 1
+    get_settings.cache_clear()
