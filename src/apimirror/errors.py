@@ -169,7 +169,7 @@ async def _on_redis_down(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
-    log.error("unhandled_exception", exc_info=exc, path_template=_route_template(request))
+    log.error("unhandled_exception", exc_info=exc, route=_route_template(request))
     return problem_response(500, "the server failed to handle this request")
 
 

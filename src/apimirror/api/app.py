@@ -65,6 +65,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             await indexer
         await app.state.redis.aclose()
         app.state.sync_redis.close()
+        if getattr(app.state, "celery", None) is not None:
+            app.state.celery.close()  # the broker connections opened by POST .../refresh
         await client.close()
 
 
