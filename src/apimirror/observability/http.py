@@ -123,6 +123,8 @@ def _record(scope: Scope, status: int, seconds: float, sizes: dict[str, int]) ->
     HTTP_REQUEST_SIZE.labels(method, route).observe(sizes["request"])
     HTTP_RESPONSE_SIZE.labels(method, route).observe(sizes["response"])
     emit = log.debug if route in _QUIET_ROUTES else log.info
+    if status >= 500:
+        emit = log.error
     emit(
         "http_request",
         method=method,

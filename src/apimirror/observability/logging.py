@@ -14,6 +14,8 @@ from typing import Any
 import structlog
 from structlog.types import EventDict, Processor, WrappedLogger
 
+from apimirror.config import get_settings
+
 _HANDLER_NAME = "apimirror-json"
 # Loggers that libraries configure with handlers of their own; they must reach ours instead.
 _LIBRARY_LOGGERS = (
@@ -91,7 +93,7 @@ def configure_logging(service: str | None = None, level: str | None = None) -> N
     Safe to call more than once (uvicorn workers and Celery children call it again).
     """
     service = service or os.environ.get("APIMIRROR_SERVICE") or "cli"
-    level = (level or os.environ.get("APIMIRROR_LOG_LEVEL") or "INFO").upper()
+    level = (level or get_settings().log_level or "INFO").upper()
     structlog.configure(
         processors=[
             *shared_processors(service),
