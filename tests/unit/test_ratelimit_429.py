@@ -12,8 +12,8 @@ from bson import ObjectId
 
 from apimirror.config import Settings
 from apimirror.sources.base import TrackedLocation, UpstreamRequest
+from apimirror.sources.http import Throttled, UpstreamUnreachableError, fetch
 from apimirror.sources.openmeteo import OpenMeteoSource
-from apimirror.tasks.refresh import Throttled, UpstreamUnreachableError, _fetch
 from apimirror.upstream_sim.payloads import load_sample
 
 
@@ -26,7 +26,7 @@ def _setup() -> tuple[OpenMeteoSource, UpstreamRequest]:
 def _fetch_with(handler: Callable[[httpx.Request], httpx.Response]) -> Any:
     source, request = _setup()
     with httpx.Client(transport=httpx.MockTransport(handler)) as client:
-        return _fetch(client, source, request)
+        return fetch(client, source, request)
 
 
 def test_minutely_429_without_retry_after_waits_for_the_next_minute() -> None:

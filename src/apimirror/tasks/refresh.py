@@ -8,7 +8,6 @@ waiting. Remaining locations travel with the retry, so finished batches are not 
 from __future__ import annotations
 
 import os
-import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -24,13 +23,12 @@ from apimirror.observability.metrics import (
     RECORDS_UPSERTED,
     REFRESH_LAST_SUCCESS,
     UPSTREAM_COST,
-    UPSTREAM_DURATION,
-    UPSTREAM_REQUESTS,
     UPSTREAM_THROTTLED,
 )
-from apimirror.ratelimit import Budget, jitter, throttle_wait, usage
+from apimirror.ratelimit import Budget, jitter, usage
 from apimirror.sources import get_source
 from apimirror.sources.base import ParseResult, Source, UpstreamRequest
+from apimirror.sources.http import Throttled, UpstreamUnreachableError, fetch, http_timeout
 from apimirror.storage.client import get_sync_db
 from apimirror.storage.ingest import (
     bulk_upsert_observations,
@@ -49,20 +47,6 @@ class RefreshFailedError(RuntimeError):
     """Every batch of a refresh failed, or retries stopped after the bounded wait."""
 
 
-class UpstreamUnreachableError(RuntimeError):
-    """The upstream did not answer (timeout or connection error)."""
-
-
-class Throttled(Exception):
-    """The upstream (429) or our budget said to wait."""
-
-    def __init__(self, wait_s: float, reason: str) -> None:
-        """Carry the wait in seconds and why (`budget` or `429`)."""
-        super().__init__(f"{reason}: wait {wait_s:.1f}s")
-        self.wait_s = wait_s
-        self.reason = reason
-
-
 @dataclass
 class RunStats:
     """What one run did, batch by batch."""
@@ -79,13 +63,6 @@ def redis_client(settings: Settings) -> redis.Redis:
         url = settings.redis_url.get_secret_value()
         _redis = (os.getpid(), redis.Redis.from_url(url, socket_timeout=5))
     return _redis[1]
-
-
-def _timeout(settings: Settings) -> httpx.Timeout:
-    read = settings.upstream_read_timeout_s
-    return httpx.Timeout(
-        connect=settings.upstream_connect_timeout_s, read=read, write=read, pool=read
-    )
 
 
 def _max_cost(settings: Settings) -> float | None:
@@ -160,7 +137,7 @@ def _run(
     stats = RunStats()
     log.info("refresh_started", source=source.name, locations=len(locations), batches=len(requests))
     try:
-        with httpx.Client(timeout=_timeout(settings)) as http:
+        with httpx.Client(timeout=http_timeout(settings)) as http:
             for index, request in enumerate(requests):
                 try:
                     _batch(http, db, budget, source, request, stats)
@@ -195,7 +172,7 @@ def _batch(
     if not decision.allowed:
         raise Throttled(decision.wait_s, "budget")
     UPSTREAM_COST.labels(source.name).inc(request.cost)
-    payload = _fetch(http, source, request)
+    payload = fetch(http, source, request)
     if isinstance(payload, str):
         stats.failed += 1
         stats.errors.append(payload)
@@ -216,43 +193,6 @@ def _batch(
     for name in ("inserted", "updated", "unchanged"):
         RECORDS_UPSERTED.labels(source.name, name).inc(getattr(counts, name))
     stats.ok += 1
-
-
-def _fetch(http: httpx.Client, source: Source, request: UpstreamRequest) -> Any:
-    """Send one request; return the decoded body, or an error text for a failed batch."""
-    started = time.perf_counter()
-    params = dict(request.params)
-    try:
-        if request.method == "POST":
-            response = http.post(request.url, data=params)
-        else:
-            response = http.get(request.url, params=params)
-    except httpx.TimeoutException as exc:
-        UPSTREAM_REQUESTS.labels(source.name, "timeout").inc()
-        raise UpstreamUnreachableError(f"timeout: {exc!r}") from exc
-    except httpx.TransportError as exc:
-        UPSTREAM_REQUESTS.labels(source.name, "error").inc()
-        raise UpstreamUnreachableError(f"transport: {exc!r}") from exc
-    finally:
-        UPSTREAM_DURATION.labels(source.name).observe(time.perf_counter() - started)
-    UPSTREAM_REQUESTS.labels(source.name, str(response.status_code)).inc()
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    if response.status_code == 429:
-        window = source.throttle_reason(body)
-        UPSTREAM_THROTTLED.labels(source.name, "429").inc()
-        wait = throttle_wait(
-            retry_after=response.headers.get("retry-after"), window=window, attempt=0
-        )
-        log.warning("upstream_throttled", source=source.name, window=window, wait_s=wait)
-        raise Throttled(wait, "429")
-    if response.status_code != 200:
-        return f"HTTP {response.status_code}: {response.text[:200]}"
-    if body is None:
-        return "HTTP 200 with a body that is not JSON"
-    return body
 
 
 def _defer(
