@@ -111,6 +111,12 @@ def test_created_locations_get_observations_within_one_interval(stack_factory: A
     [status] = [s for s in sources if s["name"] == "openmeteo"]
     assert status["last_success_at"] is not None
     assert any(w["used"] for w in status["budget"] if w["window"] == "minute")
+    queued = httpx.post(
+        f"{stack.api_url}/api/v1/sources/openmeteo/refresh", headers=stack.auth, timeout=10
+    )
+    assert queued.status_code == 202, queued.text
+    task_id = queued.json()["task_id"]
+    _wait(lambda: f"{task_id}] succeeded" in stack.logs("worker"), 30, "the manual refresh", stack)
     for target in ("worker", "beat"):
         assert _healthcheck(stack, target) == 0, f"{target} should report healthy"
     stack.stop("worker")
