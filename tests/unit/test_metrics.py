@@ -11,7 +11,9 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from fastapi import APIRouter, FastAPI
+import structlog
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse
 from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
 
@@ -81,11 +83,22 @@ def test_unknown_paths_share_one_route_value() -> None:
     assert _requests("GET", UNMATCHED_ROUTE, "404") - before == 50
 
 
-def test_unhandled_errors_are_counted_as_500() -> None:
-    """A route that raises is counted with status 500 under its template."""
-    client = TestClient(_app(), raise_server_exceptions=False)
+def test_unhandled_errors_are_counted_as_500_and_carry_the_request_id() -> None:
+    """A route that raises is counted as 500 under its template; the 500 has X-Request-ID."""
+    app = _app()
+    seen: list[object] = []
+
+    async def catch_all(request: Request, exc: Exception) -> JSONResponse:
+        seen.append(structlog.contextvars.get_contextvars().get("request_id"))
+        return JSONResponse({"title": "failed"}, status_code=500)
+
+    app.add_exception_handler(Exception, catch_all)
+    client = TestClient(app, raise_server_exceptions=False)
     before = _requests("POST", "/api/v1/things", "500")
-    assert client.post("/api/v1/things").status_code == 500
+    response = client.post("/api/v1/things", headers={"X-Request-ID": "boom-request-1"})
+    assert response.status_code == 500
+    assert response.headers["x-request-id"] == "boom-request-1"
+    assert seen == ["boom-request-1"]
     assert _requests("POST", "/api/v1/things", "500") - before == 1
 
 

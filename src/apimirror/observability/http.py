@@ -112,7 +112,6 @@ class ObservabilityMiddleware:
         finally:
             HTTP_IN_PROGRESS.dec()
             _record(scope, status["code"], time.perf_counter() - start, sizes)
-            structlog.contextvars.clear_contextvars()
 
 
 def _record(scope: Scope, status: int, seconds: float, sizes: dict[str, int]) -> None:
@@ -148,7 +147,14 @@ def install(app: FastAPI, *, service: str = "api") -> None:
     configure_logging(service)
     exporter.set_build_info()
     freshness.export_config()
-    app.add_middleware(ObservabilityMiddleware)
+    # Wrap the whole stack, outside Starlette's ServerErrorMiddleware, so an unhandled error's
+    # 500 (rendered by the app's catch-all handler there) is measured and carries X-Request-ID.
+    build_stack = app.build_middleware_stack
+
+    def build_observed_stack() -> ASGIApp:
+        return ObservabilityMiddleware(build_stack())
+
+    app.build_middleware_stack = build_observed_stack  # type: ignore[method-assign]
     # An API route (not a bare Starlette one) so the router records it in scope["route"].
     app.add_api_route(
         "/metrics",
