@@ -121,9 +121,9 @@ def _record(scope: Scope, status: int, seconds: float, sizes: dict[str, int]) ->
     HTTP_DURATION.labels(method, route).observe(seconds)
     HTTP_REQUEST_SIZE.labels(method, route).observe(sizes["request"])
     HTTP_RESPONSE_SIZE.labels(method, route).observe(sizes["response"])
-    emit = log.debug if route in _QUIET_ROUTES else log.info
-    if status >= 500:
-        emit = log.error
+    emit = log.error if status >= 500 else log.info
+    if route in _QUIET_ROUTES:
+        emit = log.debug  # a 503 from /readyz is an answer, not a server error
     emit(
         "http_request",
         method=method,
