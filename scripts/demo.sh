@@ -69,6 +69,9 @@ seed() {
       -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
       -d "{\"name\":\"$name\",\"latitude\":$lat,\"longitude\":$lon,\"tags\":[\"demo\"]}" || true
   done
+  # Refresh once now rather than one interval after start (it spends from the same budget).
+  curl -sS -o /dev/null -X POST "http://127.0.0.1:$API_PORT/api/v1/sources/openmeteo/refresh" \
+    -H "Authorization: Bearer $TOKEN" || true
 }
 
 case "${1:-}" in
@@ -149,8 +152,8 @@ apimirror demo is running (upstream: ${UPSTREAM:-simulator}).
   beat metrics   http://127.0.0.1:$BEAT_METRICS/metrics
   Prometheus     $PROM_URL
   write token    $TOKEN
-Refreshes run every ${APIMIRROR_REFRESH_INTERVAL}s in the demo (production default: 900 s), so
-data appears within about a minute. Logs: $DEMO/*.log
+The first refresh was queued at start-up; then refreshes run every ${APIMIRROR_REFRESH_INTERVAL}s
+in the demo (production default: 900 s). Logs: $DEMO/*.log
 EOF
 [ "${UPSTREAM:-sim}" = live ] || echo "  simulator      http://127.0.0.1:$SIM_PORT/admin/faults  (fault switches; stats at /admin/stats)"
 
