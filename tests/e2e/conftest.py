@@ -1,8 +1,9 @@
 """A `stack_factory` that starts the real processes (sim, api, worker, beat, Prometheus).
 
-Each stack gets free ports, its own MongoDB database, its own Redis key prefix and a Redis
-database reserved for e2e runs (E2E_REDIS_DB, flushed when a stack starts), so a `make demo`
-running on the same Redis never consumes an e2e stack's tasks.
+Each stack gets free ports, its own MongoDB database and its own Redis key prefix. The prefix
+also namespaces Celery's broker keys, so a `make demo` (or another stack) running on the same
+Redis never consumes this stack's tasks; stacks also use a Redis database reserved for e2e runs
+(E2E_REDIS_DB) to keep their keys away from a demo's.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from typing import Any
 
 import httpx
 import pytest
-import redis
 import yaml
 from pymongo import MongoClient
 
@@ -153,7 +153,6 @@ def stack_factory(
         }
         log_dir = tmp_path_factory.mktemp("stack")
         stack_redis = _with_db(redis_url, E2E_REDIS_DB)
-        redis.Redis.from_url(stack_redis).flushdb()
         base_env = {
             "APIMIRROR_ENV": "test",
             "MONGODB_URL": mongodb_url,
