@@ -103,10 +103,15 @@ def all_targets_up(stack: Stack) -> bool:
     return all(up.get(job) == "1" for job in ("api", "worker", "beat", "upstream-sim"))
 
 
-def start_observed_stack(stack_factory: Callable[..., Stack], tmp_path: Path) -> Stack:
+def start_observed_stack(
+    stack_factory: Callable[..., Stack], tmp_path: Path, extra_env: dict[str, str] | None = None
+) -> Stack:
     """Start the stack with Prometheus on fast rules, track one location, wait for refreshes."""
     stack = stack_factory(
-        env=FAST_ENV, prometheus=True, rule_files=fast_rule_files(tmp_path), scrape_interval="1s"
+        env={**FAST_ENV, **(extra_env or {})},
+        prometheus=True,
+        rule_files=fast_rule_files(tmp_path),
+        scrape_interval="1s",
     )
     with stack.client() as client:
         created = client.post("/api/v1/locations", json=location_payload(), headers=stack.auth)
@@ -162,3 +167,34 @@ def test_upstream_outage_fires_upstream_down_then_data_stale(
     assert firing["DataStale"]["labels"]["severity"] == "critical"
     assert firing["DataStale"]["annotations"]["runbook"] == "README.md#alert-datastale"
     assert "WorkerDown" not in firing
+
+
+def test_restarted_worker_restores_last_success_and_data_stale_stays_quiet(
+    stack_factory: Callable[..., Stack], tmp_path: Path, mongo_client: Any
+) -> None:
+    """A restarted worker exports the stored last success (not 0), so DataStale stays quiet."""
+    stack = start_observed_stack(
+        stack_factory, tmp_path, extra_env={"APIMIRROR_STALE_AFTER_SECONDS": "300"}
+    )
+    stack.stop("beat")  # no new refreshes: what the worker exports next can only be restored
+    wait_until(lambda: float(queue_length(stack)) == 0, "the queue to drain")
+    time.sleep(3)  # let a refresh that was already running finish and store its success
+    stack.stop("worker")
+    wait_until(lambda: not stack.prom_query('up{job="worker"} == 1'), "the worker to be down")
+    stored = mongo_client[stack.env["MONGODB_DB"]].source_status.find_one({"_id": "openmeteo"})
+    expected = stored["last_success_at"].timestamp()
+
+    stack.procs["worker"].start()
+    query = 'apimirror_refresh_last_success_timestamp_seconds{job="worker"}'
+    wait_until(lambda: bool(stack.prom_query(query)), "the restored gauge from the new worker")
+    restored = float(stack.prom_query(query)[0]["value"][1])
+    assert restored == pytest.approx(expected, abs=0.01)
+    for _ in range(10):
+        assert alert_state(stack, "DataStale") is None, stack.alerts()
+        time.sleep(0.5)
+
+
+def queue_length(stack: Stack) -> str:
+    """Return the refresh queue's length as last sampled by beat, via Prometheus."""
+    result = stack.prom_query("max(apimirror_queue_length)")
+    return str(result[0]["value"][1]) if result else "0"

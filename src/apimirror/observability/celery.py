@@ -5,7 +5,8 @@ Tasks never time or count themselves. `connect_signals(app)` wires:
 - `task_prerun`/`task_postrun` -> `apimirror_task_runs_total{task,outcome}`, the duration
   histogram, and `task_id`/`task` bound into every log line of the run; `task_failure` only
   for runs whose child died before postrun (hard time limit);
-- `worker_process_init`/`worker_process_shutdown` -> per-child reset and multiprocess clean-up;
+- `worker_process_init`/`worker_process_shutdown` -> per-child reset (and the last-success
+  gauge restored from MongoDB), and multiprocess clean-up;
 - `after_task_publish` (in beat) -> `apimirror_beat_last_publish_timestamp_seconds`;
 - `beat_init` -> a sampler thread for queue lengths and freshness gauges.
 """
@@ -104,6 +105,23 @@ def _on_child_init(**_: Any) -> None:
     from celery import current_app
 
     init_series(list(current_app.tasks.keys()), freshness.source_names(get_settings()))
+    threading.Thread(target=_restore_in_child, name="apimirror-restore", daemon=True).start()
+
+
+def _restore_in_child(attempts: int = 5, pause_s: float = 2.0) -> None:
+    # Each child restores the last success from MongoDB, off the start-up path (Celery kills a
+    # child whose init takes too long) and retrying while MongoDB is briefly unreachable.
+    from pymongo.errors import PyMongoError
+
+    from apimirror.storage.client import get_sync_db
+
+    for attempt in range(1, attempts + 1):
+        try:
+            freshness.restore_last_success(db=get_sync_db(get_settings()))
+            return
+        except PyMongoError as exc:
+            log.warning("restore_last_success_failed", attempt=attempt, error=str(exc))
+            time.sleep(pause_s)
 
 
 def init_series(task_names: list[str], sources: list[str]) -> None:
