@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -12,6 +12,7 @@ from pymongo import DESCENDING, UpdateOne
 from pymongo.synchronous.database import Database
 
 from apimirror.sources.base import ParsedObservation, TrackedLocation
+from apimirror.storage.latest import advance_many_sync
 
 Doc = dict[str, Any]
 Key = tuple[ObjectId, datetime]
@@ -55,6 +56,50 @@ def _existing(db: Database[Doc], keys: list[Key]) -> dict[Key, Doc]:
     return found
 
 
+@dataclass
+class _Plan:
+    """The writes one batch needs, and the observation id of every key already known."""
+
+    ops: list[UpdateOne] = field(default_factory=list)
+    op_keys: list[Key] = field(default_factory=list)
+    unchanged: list[ObjectId] = field(default_factory=list)
+    ids: dict[Key, ObjectId] = field(default_factory=dict)
+
+
+def _plan(
+    latest: dict[Key, ParsedObservation], existing: dict[Key, Doc], source: str, at: datetime
+) -> _Plan:
+    plan = _Plan()
+    for key, obs in latest.items():
+        old = existing.get(key)
+        if old is None:
+            # $setOnInsert: a concurrent insert of the same key becomes a no-op, not a duplicate.
+            key_filter = {"location_id": key[0], "observed_at": key[1]}
+            doc = {**key_filter, "source": source, "values": obs.values, "units": obs.units}
+            doc |= {"fetched_at": at, "updated_at": at}
+            plan.ops.append(UpdateOne(key_filter, {"$setOnInsert": doc}, upsert=True))
+            plan.op_keys.append(key)
+            continue
+        plan.ids[key] = old["_id"]
+        if old.get("values") == obs.values and old.get("units") == obs.units:
+            plan.unchanged.append(old["_id"])
+        else:
+            change = {"values": obs.values, "units": obs.units, "source": source}
+            change |= {"fetched_at": at, "updated_at": at}
+            plan.ops.append(UpdateOne({"_id": old["_id"]}, {"$set": change}))
+            plan.op_keys.append(key)
+    return plan
+
+
+def _newest_per_location(ids: dict[Key, ObjectId]) -> dict[ObjectId, tuple[datetime, ObjectId]]:
+    # A key whose insert a concurrent writer won has no id here: that writer moves the pointer.
+    newest: dict[ObjectId, tuple[datetime, ObjectId]] = {}
+    for (location_id, observed_at), oid in ids.items():
+        if location_id not in newest or observed_at > newest[location_id][0]:
+            newest[location_id] = (observed_at, oid)
+    return newest
+
+
 def bulk_upsert_observations(
     *,
     db: Database[Doc],
@@ -62,40 +107,29 @@ def bulk_upsert_observations(
     observations: Sequence[ParsedObservation],
     fetched_at: datetime,
 ) -> UpsertCounts:
-    """Upsert by (location_id, observed_at); unchanged documents keep their `updated_at`."""
+    """Upsert by (location_id, observed_at); unchanged documents keep their `updated_at`.
+
+    Then move each location's `latest_observations` pointer forward (see storage/latest.py).
+    """
     if not observations:
         return UpsertCounts()
     fetched_at = _millis(fetched_at)
     latest: dict[Key, ParsedObservation] = {
         (o.location_id, _millis(o.observed_at)): o for o in observations
     }
-    existing = _existing(db, list(latest))
-    ops: list[UpdateOne] = []
-    unchanged: list[ObjectId] = []
-    for (location_id, observed_at), obs in latest.items():
-        key_filter = {"location_id": location_id, "observed_at": observed_at}
-        old = existing.get((location_id, observed_at))
-        if old is None:
-            # $setOnInsert: a concurrent insert of the same key becomes a no-op, not a duplicate.
-            doc = {**key_filter, "source": source, "values": obs.values, "units": obs.units}
-            doc |= {"fetched_at": fetched_at, "updated_at": fetched_at}
-            ops.append(UpdateOne(key_filter, {"$setOnInsert": doc}, upsert=True))
-        elif old.get("values") == obs.values and old.get("units") == obs.units:
-            unchanged.append(old["_id"])
-        else:
-            change = {"values": obs.values, "units": obs.units, "source": source}
-            change |= {"fetched_at": fetched_at, "updated_at": fetched_at}
-            ops.append(UpdateOne({"_id": old["_id"]}, {"$set": change}))
+    plan = _plan(latest, _existing(db, list(latest)), source, fetched_at)
     inserted = updated = 0
-    if ops:
-        result = db.observations.bulk_write(ops, ordered=False)
+    if plan.ops:
+        result = db.observations.bulk_write(plan.ops, ordered=False)
         inserted = result.upserted_count
         updated = result.modified_count
-    if unchanged:
+        plan.ids |= {plan.op_keys[i]: oid for i, oid in (result.upserted_ids or {}).items()}
+    if plan.unchanged:
         # We saw the same data again: that is a fetch (freshness), not an update.
         db.observations.update_many(
-            {"_id": {"$in": unchanged}}, {"$set": {"fetched_at": fetched_at}}
+            {"_id": {"$in": plan.unchanged}}, {"$set": {"fetched_at": fetched_at}}
         )
+    advance_many_sync(db=db, candidates=_newest_per_location(plan.ids))
     return UpsertCounts(
         inserted=inserted, updated=updated, unchanged=len(latest) - inserted - updated
     )

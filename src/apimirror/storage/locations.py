@@ -11,6 +11,7 @@ from pymongo.errors import OperationFailure
 
 from apimirror.errors import ConflictError
 from apimirror.models import LocationCreate, LocationPublic, LocationUpdate, Page, doc_to_public
+from apimirror.storage import latest as pointers
 from apimirror.storage.paging import is_duplicate_key, keyset_page, parse_object_id
 
 Doc = dict[str, Any]
@@ -77,7 +78,8 @@ async def delete_location(*, db: AsyncDatabase[Doc], location_id: str) -> bool:
 
     There are no transactions (FerretDB 1.x), so the location goes first: once it is gone no
     reader can reach its observations and workers stop refreshing it. An observation a worker
-    upserts in between is an orphan that the retention task removes with age.
+    upserts in between is an orphan that the retention task removes with age (and a pointer
+    to it dangles until a read repairs it).
     """
     oid = parse_object_id(location_id)
     if oid is None:
@@ -86,4 +88,5 @@ async def delete_location(*, db: AsyncDatabase[Doc], location_id: str) -> bool:
     if result.deleted_count == 0:
         return False
     await db.observations.delete_many({"location_id": oid})
+    await pointers.forget(db=db, location_id=oid)
     return True

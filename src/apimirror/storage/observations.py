@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bson import ObjectId
-from pymongo import DESCENDING, ReturnDocument
+from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import OperationFailure
 
@@ -18,6 +18,7 @@ from apimirror.models import (
     Page,
     doc_to_public,
 )
+from apimirror.storage import latest as pointers
 from apimirror.storage.paging import is_duplicate_key, keyset_page, parse_object_id
 
 Doc = dict[str, Any]
@@ -50,6 +51,9 @@ async def create_observation(
             raise ConflictError(_DUPLICATE) from None
         raise
     doc["_id"] = result.inserted_id
+    await pointers.advance(
+        db=db, location_id=location_oid, observation_id=doc["_id"], observed_at=doc["observed_at"]
+    )
     return _public(doc)
 
 
@@ -98,17 +102,15 @@ async def list_observations(
 async def latest_observation(
     *, db: AsyncDatabase[Doc], location_id: str
 ) -> ObservationPublic | None:
-    """Return a location's most recent observation by `observed_at`, or None."""
+    """Return a location's most recent observation by `observed_at`, or None.
+
+    Read through the location's `latest_observations` pointer (two `_id` lookups).
+    """
     oid = parse_object_id(location_id)
     if oid is None:
         return None
-    docs = (
-        await db.observations.find({"location_id": oid})
-        .sort("observed_at", DESCENDING)
-        .limit(1)
-        .to_list()
-    )
-    return _public(docs[0]) if docs else None
+    doc = await pointers.read_latest(db=db, location_id=oid)
+    return None if doc is None else _public(doc)
 
 
 async def update_observation(
@@ -128,7 +130,16 @@ async def update_observation(
         if is_duplicate_key(exc):
             raise ConflictError(_DUPLICATE) from None
         raise
-    return None if doc is None else _public(doc)
+    if doc is None:
+        return None
+    if "observed_at" in changes:
+        await pointers.observation_moved(
+            db=db,
+            location_id=doc["location_id"],
+            observation_id=oid,
+            observed_at=doc["observed_at"],
+        )
+    return _public(doc)
 
 
 async def delete_observation(*, db: AsyncDatabase[Doc], observation_id: str) -> bool:
@@ -136,5 +147,8 @@ async def delete_observation(*, db: AsyncDatabase[Doc], observation_id: str) -> 
     oid = parse_object_id(observation_id)
     if oid is None:
         return False
-    result = await db.observations.delete_one({"_id": oid})
-    return result.deleted_count == 1
+    doc = await db.observations.find_one_and_delete({"_id": oid})
+    if doc is None:
+        return False
+    await pointers.observation_deleted(db=db, location_id=doc["location_id"], observation_id=oid)
+    return True
