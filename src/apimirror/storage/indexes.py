@@ -37,17 +37,28 @@ INDEXES: dict[str, list[IndexModel]] = {
 }
 
 
+def _missing(models: list[IndexModel], existing: set[str]) -> list[IndexModel]:
+    # Only create what is not there by name. Repeating createIndexes for an existing index is a
+    # no-op on MongoDB, but FerretDB 1.24.2 panics on it and drops the connection.
+    return [m for m in models if m.document["name"] not in existing]
+
+
 async def ensure_indexes(db: AsyncDatabase[Doc]) -> None:
     """Create every index that is missing (existing ones are left as they are)."""
     for collection, models in INDEXES.items():
-        await db[collection].create_indexes(models)
+        existing = {ix["name"] async for ix in await db[collection].list_indexes()}
+        missing = _missing(models, existing)
+        if missing:
+            await db[collection].create_indexes(missing)
     log.info("indexes_ensured", database=db.name)
 
 
 def ensure_indexes_sync(db: Database[Doc]) -> None:
     """Create every missing index with a blocking client (workers, beat, `init-db`)."""
     for collection, models in INDEXES.items():
-        db[collection].create_indexes(models)
+        missing = _missing(models, {ix["name"] for ix in db[collection].list_indexes()})
+        if missing:
+            db[collection].create_indexes(missing)
 
 
 def init_db_sync() -> int:
