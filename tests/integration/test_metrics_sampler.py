@@ -17,23 +17,28 @@ from apimirror.observability.celery import sample_queues
 pytestmark = pytest.mark.integration
 
 
-def test_queue_length_counts_every_priority_list_of_each_queue(redis_client: redis.Redis) -> None:
-    """`apimirror_queue_length{queue}` is the LLEN sum over the queue's priority lists."""
+@pytest.mark.parametrize("prefix", ["", "test-prefix:celery:"])
+def test_queue_length_counts_every_priority_list_of_each_queue(
+    redis_client: redis.Redis, prefix: str
+) -> None:
+    """`apimirror_queue_length{queue}` is the LLEN sum over the queue's (prefixed) lists."""
     queue = f"test-queue-{uuid.uuid4().hex[:8]}"
+    options = {"global_keyprefix": prefix} if prefix else {}
     app = SimpleNamespace(
         conf=SimpleNamespace(
-            task_default_queue=queue, task_queues=None, broker_transport_options={}
+            task_default_queue=queue, task_queues=None, broker_transport_options=options
         )
     )
+    keys = (f"{prefix}{queue}", f"{prefix}{queue}\x06\x163")
     try:
-        redis_client.rpush(queue, "a", "b", "c")
-        redis_client.rpush(f"{queue}\x06\x163", "d")
+        redis_client.rpush(keys[0], "a", "b", "c")
+        redis_client.rpush(keys[1], "d")
         assert sample_queues(app, redis_client) == {queue: 4}
         assert REGISTRY.get_sample_value("apimirror_queue_length", {"queue": queue}) == 4
-        redis_client.delete(queue, f"{queue}\x06\x163")
+        redis_client.delete(*keys)
         assert sample_queues(app, redis_client) == {queue: 0}
     finally:
-        redis_client.delete(queue, f"{queue}\x06\x163")
+        redis_client.delete(*keys)
 
 
 def test_exporter_serves_metrics_with_build_info() -> None:
