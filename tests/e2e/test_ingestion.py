@@ -239,6 +239,11 @@ def test_outage_serves_stale_data_then_recovers_without_restart(stack_factory: A
     assert any(c["status"] == 200 and c["t"] > recovered_at for c in _calls(stack))
     assert stack.procs["worker"].alive()
     assert _worker_metric(stack, "apimirror_task_runs_total", outcome="failure") >= 1
+    # An outage is an expected failure: counted and logged by us, with no traceback or
+    # error-level "raised unexpected" line from Celery.
+    worker_log = stack.logs("worker")
+    assert "Traceback" not in worker_log
+    assert "raised unexpected" not in worker_log
 
 
 def test_hanging_upstream_ends_tasks_within_soft_limit_and_queue_stays_bounded(

@@ -71,7 +71,14 @@ def _max_cost(settings: Settings) -> float | None:
 
 
 @app.task(  # type: ignore[untyped-decorator]
-    name=REFRESH_TASK, bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None
+    name=REFRESH_TASK,
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    max_retries=None,
+    # An unreachable or failing upstream is an expected outcome: counted as a failure and logged
+    # by us, not reported by Celery as an unexpected error with a traceback.
+    throws=(RefreshFailedError,),
 )
 def refresh_source(
     self: Any,
