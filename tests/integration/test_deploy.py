@@ -116,7 +116,9 @@ def _lezer_logql() -> Path:
     if not (modules / "@grafana" / "lezer-logql").exists():
         npm = shutil.which("npm")
         if npm is None or shutil.which("node") is None:
-            pytest.fail("node and npm are needed for the LogQL parser check (see README.md, Deploy)")
+            pytest.fail(
+                "node and npm are needed for the LogQL parser check (see README.md, Deploy)"
+            )
         NODE_DIR.mkdir(parents=True, exist_ok=True)
         argv = [npm, "install", "--prefix", str(NODE_DIR), "--no-audit", "--no-fund", LEZER_LOGQL]
         result = run(argv)
