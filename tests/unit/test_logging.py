@@ -45,14 +45,16 @@ def test_structlog_events_render_as_one_json_object_per_line(
 
 
 def test_stdlib_library_logs_use_the_same_renderer(capsys: pytest.CaptureFixture[str]) -> None:
-    """uvicorn's and Celery's stdlib log records come out as the same JSON shape."""
+    """Library records share the JSON shape; `event` is the constant template, `message` the text."""
     configure_logging("api")
     logging.getLogger("uvicorn.error").info("Started server process [%d]", 42)
     logging.getLogger("celery.worker").warning("connection lost")
     first, second = _lines(capsys)
     assert first.keys() >= CONTRACT
     assert second.keys() >= CONTRACT
-    assert first["event"] == "Started server process [42]"
+    assert first["event"] == "Started server process [%d]"
+    assert first["message"] == "Started server process [42]"
+    assert second["event"] == "connection lost"
     assert first["logger"] == "uvicorn.error"
     assert second["level"] == "warning"
 
@@ -76,7 +78,8 @@ def test_celery_task_lines_carry_task_id_and_task(capsys: pytest.CaptureFixture[
     [line] = _lines(capsys)
     assert line["task_id"] == "abc-123"
     assert line["task"] == "apimirror.refresh_source"
-    assert line["event"] == "Task apimirror.refresh_source[abc-123] received"
+    assert line["event"] == "Task %(name)s[%(id)s] received"
+    assert line["message"] == "Task apimirror.refresh_source[abc-123] received"
 
 
 def test_exceptions_are_rendered_inside_the_json_line(capsys: pytest.CaptureFixture[str]) -> None:

@@ -59,6 +59,18 @@ def _celery_task_fields(_: WrappedLogger, __: str, event_dict: EventDict) -> Eve
     return event_dict
 
 
+def _constant_event(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+    # A library's message is formatted with its arguments ("Started server process [42]"), so
+    # it would make `event` vary per line. Keep the call site's constant template as `event`
+    # and the formatted text as `message`, as the log contract asks.
+    record = event_dict.get("_record")
+    template = getattr(record, "msg", None)
+    if isinstance(template, str) and template != event_dict.get("event"):
+        event_dict["message"] = event_dict.get("event")
+        event_dict["event"] = template
+    return event_dict
+
+
 def shared_processors(service: str) -> list[Processor]:
     """Return the processors both structlog and stdlib records go through, in order."""
     return [
@@ -79,7 +91,7 @@ def shared_processors(service: str) -> list[Processor]:
 def json_formatter(service: str) -> structlog.stdlib.ProcessorFormatter:
     """Return the stdlib formatter that renders any record as one JSON line."""
     return structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=shared_processors(service),
+        foreign_pre_chain=[_constant_event, *shared_processors(service)],
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             structlog.processors.JSONRenderer(),
