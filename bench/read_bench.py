@@ -2,7 +2,8 @@
 
 The API runs as a real child process on the real MongoDB-compatible server (MONGODB_URL, default
 the harness's FerretDB) with a database of its own, seeded directly through pymongo. wrk drives
-three read paths: GET one location, one keyset list page, and a location's `/current`.
+four read paths: GET one location, one keyset list page, a location's `/current`, and the first
+page of one location's observations.
 A baseline for later targets, not a pass/fail test. See bench/README.md.
 """
 
@@ -34,7 +35,9 @@ sys.path.insert(0, str(ROOT))
 
 from tests.support.procs import apimirror, free_port, wait_for  # noqa: E402
 
-TARGETS = ("healthz", "get-one", "list-page", "current")
+from apimirror.storage.latest import advance_many_sync  # noqa: E402
+
+TARGETS = ("healthz", "get-one", "list-page", "current", "obs-page")
 
 
 @dataclass
@@ -99,6 +102,9 @@ def seed(db: Any, *, locations: int, per_location: int) -> list[str]:
     ]
     for start in range(0, len(observations), 5000):
         db.observations.insert_many(observations[start : start + 5000])
+    # What the worker's upsert leaves behind too: each location's latest-observation pointer.
+    newest = {o["location_id"]: (now, o["_id"]) for o in observations if o["observed_at"] == now}
+    advance_many_sync(db=db, candidates=newest)
     return [str(loc["_id"]) for loc in location_docs]
 
 
@@ -126,6 +132,8 @@ def target_paths(target: str, ids: list[str]) -> list[str]:
         return [f"{base}/{i}" for i in ids]
     if target == "current":
         return [f"{base}/{i}/current" for i in ids]
+    if target == "obs-page":
+        return [f"/api/v1/observations?location_id={i}&limit=50" for i in ids]
     cursors = sorted(ids)[: max(len(ids) - 50, 1)]
     return [f"{base}?limit=50&after={c}" for c in cursors]
 
