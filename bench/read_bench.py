@@ -102,9 +102,9 @@ def seed(db: Any, *, locations: int, per_location: int) -> list[str]:
     ]
     for start in range(0, len(observations), 5000):
         db.observations.insert_many(observations[start : start + 5000])
-    # What the worker's upsert leaves behind too: each location's latest-observation pointer.
-    newest = {o["location_id"]: (now, o["_id"]) for o in observations if o["observed_at"] == now}
-    advance_many_sync(db=db, candidates=newest)
+    # What the worker's upsert leaves behind too: a copy of each location's latest observation.
+    newest = {o["location_id"]: o for o in observations if o["observed_at"] == now}
+    advance_many_sync(db=db, docs=newest)
     return [str(loc["_id"]) for loc in location_docs]
 
 

@@ -1,4 +1,4 @@
-"""`latest_observations` pointers on the real server: kept by every writer, read by `/current`."""
+"""`latest_observations` copies on the real server: kept by every writer, read by `/current`."""
 
 from __future__ import annotations
 
@@ -42,7 +42,9 @@ def _current(api: TestClient, location_id: str) -> Doc:
 
 def _pointer(db: Database[Doc], location_id: str) -> Doc | None:
     doc = db[COLLECTION].find_one({"_id": ObjectId(location_id)})
-    return None if doc is None else dict(doc["latest"])
+    if doc is None:
+        return None
+    return {key: doc["latest"][key] for key in ("observed_at", "observation_id")}
 
 
 def _ingest(db: Database[Doc], location_id: str, *hours: int) -> None:
@@ -86,10 +88,13 @@ def test_writers_in_any_arrival_order_leave_the_newest(db: Database[Doc]) -> Non
     for order in itertools.permutations(offers):
         location = ObjectId()
         for at, oid in order:
-            advance_many_sync(db=db, candidates={location: (at, oid)})
+            doc = {"_id": oid, "observed_at": at, "fetched_at": T0, "updated_at": T0}
+            doc |= {"source": "openmeteo", "values": {"t": 1.0}, "units": {}}
+            advance_many_sync(db=db, docs={location: doc})
         stored = db[COLLECTION].find_one({"_id": location})
         assert stored is not None
-        assert stored["latest"] == {"observed_at": offers[2][0], "observation_id": offers[2][1]}
+        assert stored["latest"]["observed_at"] == offers[2][0]
+        assert stored["latest"]["observation_id"] == offers[2][1]
 
 
 def test_manual_post_of_older_observation_keeps_current(api: TestClient, db: Database[Doc]) -> None:
@@ -166,16 +171,26 @@ def test_current_repairs_missing_pointer(api: TestClient, db: Database[Doc]) -> 
     }
 
 
-def test_current_repairs_dangling_pointer(api: TestClient, db: Database[Doc]) -> None:
-    """A pointer to an observation deleted behind the API's back is repaired on the next read."""
+def test_refetch_and_edit_of_latest_reach_current(api: TestClient, db: Database[Doc]) -> None:
+    """A re-fetch of the latest moves `/current`'s fetched_at; an edit of it changes its values."""
+    location = create_location(api)["id"]
+    _ingest(db, location, 1)
+    later = T0 + timedelta(minutes=15)
+    batch = [ParsedObservation(ObjectId(location), T0 + timedelta(hours=1), {"t": 1.0}, {})]
+    bulk_upsert_observations(db=db, source="openmeteo", observations=batch, fetched_at=later)
+    current = _current(api, location)
+    assert current["fetched_at"] == rfc3339(later)
+    assert current["freshness"]["fetched_at"] == rfc3339(later)
+    edit = {"values": {"t": 9.5}}
+    assert api.patch(f"/api/v1/observations/{current['id']}", json=edit, headers=AUTH).is_success
+    assert _current(api, location)["values"] == {"t": 9.5}
+
+
+def test_retention_drops_copies_of_deleted_observations(api: TestClient, db: Database[Doc]) -> None:
+    """When retention deletes a location's last observations, `/current` answers 404 again."""
     location = create_location(api)["id"]
     _ingest(db, location, 1, 2)
-    db.observations.delete_one({"_id": _id_at(db, location, 2)})
-    assert _current(api, location)["observed_at"] == rfc3339(T0 + timedelta(hours=1))
-    assert _pointer(db, location) == {
-        "observed_at": T0 + timedelta(hours=1),
-        "observation_id": _id_at(db, location, 1),
-    }
+    assert _current(api, location)["observed_at"] == rfc3339(T0 + timedelta(hours=2))
     delete_older_than(db=db, days=0, now=T0 + timedelta(days=1))
-    assert api.get(f"/api/v1/locations/{location}/current").status_code == 404
     assert _pointer(db, location) is None
+    assert api.get(f"/api/v1/locations/{location}/current").status_code == 404

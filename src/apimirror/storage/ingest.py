@@ -12,7 +12,7 @@ from pymongo import DESCENDING, UpdateOne
 from pymongo.synchronous.database import Database
 
 from apimirror.sources.base import ParsedObservation, TrackedLocation
-from apimirror.storage.latest import advance_many_sync
+from apimirror.storage.latest import advance_many_sync, forget_older_than_sync
 
 Doc = dict[str, Any]
 Key = tuple[ObjectId, datetime]
@@ -50,7 +50,7 @@ def _existing(db: Database[Doc], keys: list[Key]) -> dict[Key, Doc]:
         "observed_at": {"$in": list({k[1] for k in keys})},
     }
     found: dict[Key, Doc] = {}
-    projection = {"location_id": 1, "observed_at": 1, "values": 1, "units": 1}
+    projection = {"location_id": 1, "observed_at": 1, "values": 1, "units": 1, "updated_at": 1}
     for doc in db.observations.find(query, projection=projection):
         found[(doc["location_id"], _millis(doc["observed_at"]))] = doc
     return found
@@ -58,12 +58,12 @@ def _existing(db: Database[Doc], keys: list[Key]) -> dict[Key, Doc]:
 
 @dataclass
 class _Plan:
-    """The writes one batch needs, and the observation id of every key already known."""
+    """The writes one batch needs, and each key's resulting document (`_id` once known)."""
 
     ops: list[UpdateOne] = field(default_factory=list)
     op_keys: list[Key] = field(default_factory=list)
     unchanged: list[ObjectId] = field(default_factory=list)
-    ids: dict[Key, ObjectId] = field(default_factory=dict)
+    docs: dict[Key, Doc] = field(default_factory=dict)
 
 
 def _plan(
@@ -79,24 +79,27 @@ def _plan(
             doc |= {"fetched_at": at, "updated_at": at}
             plan.ops.append(UpdateOne(key_filter, {"$setOnInsert": doc}, upsert=True))
             plan.op_keys.append(key)
-            continue
-        plan.ids[key] = old["_id"]
-        if old.get("values") == obs.values and old.get("units") == obs.units:
+            plan.docs[key] = dict(doc)
+        elif old.get("values") == obs.values and old.get("units") == obs.units:
             plan.unchanged.append(old["_id"])
+            plan.docs[key] = {"source": source} | old | {"fetched_at": at}
         else:
             change = {"values": obs.values, "units": obs.units, "source": source}
             change |= {"fetched_at": at, "updated_at": at}
             plan.ops.append(UpdateOne({"_id": old["_id"]}, {"$set": change}))
             plan.op_keys.append(key)
+            plan.docs[key] = old | change
     return plan
 
 
-def _newest_per_location(ids: dict[Key, ObjectId]) -> dict[ObjectId, tuple[datetime, ObjectId]]:
-    # A key whose insert a concurrent writer won has no id here: that writer moves the pointer.
-    newest: dict[ObjectId, tuple[datetime, ObjectId]] = {}
-    for (location_id, observed_at), oid in ids.items():
-        if location_id not in newest or observed_at > newest[location_id][0]:
-            newest[location_id] = (observed_at, oid)
+def _newest_per_location(docs: dict[Key, Doc]) -> dict[ObjectId, Doc]:
+    # A key whose insert a concurrent writer won has no `_id` here: that writer keeps the copy.
+    newest: dict[ObjectId, Doc] = {}
+    for (location_id, observed_at), doc in docs.items():
+        if "_id" in doc and (
+            location_id not in newest or observed_at > newest[location_id]["observed_at"]
+        ):
+            newest[location_id] = doc | {"observed_at": observed_at}
     return newest
 
 
@@ -109,7 +112,7 @@ def bulk_upsert_observations(
 ) -> UpsertCounts:
     """Upsert by (location_id, observed_at); unchanged documents keep their `updated_at`.
 
-    Then move each location's `latest_observations` pointer forward (see storage/latest.py).
+    Then move each location's `latest_observations` copy forward (see storage/latest.py).
     """
     if not observations:
         return UpsertCounts()
@@ -123,13 +126,14 @@ def bulk_upsert_observations(
         result = db.observations.bulk_write(plan.ops, ordered=False)
         inserted = result.upserted_count
         updated = result.modified_count
-        plan.ids |= {plan.op_keys[i]: oid for i, oid in (result.upserted_ids or {}).items()}
+        for index, oid in (result.upserted_ids or {}).items():
+            plan.docs[plan.op_keys[index]]["_id"] = oid
     if plan.unchanged:
         # We saw the same data again: that is a fetch (freshness), not an update.
         db.observations.update_many(
             {"_id": {"$in": plan.unchanged}}, {"$set": {"fetched_at": fetched_at}}
         )
-    advance_many_sync(db=db, candidates=_newest_per_location(plan.ids))
+    advance_many_sync(db=db, docs=_newest_per_location(plan.docs))
     return UpsertCounts(
         inserted=inserted, updated=updated, unchanged=len(latest) - inserted - updated
     )
@@ -189,4 +193,6 @@ def stalest_age(*, db: Database[Doc], source: str, now: datetime | None = None) 
 def delete_older_than(*, db: Database[Doc], days: int, now: datetime | None = None) -> int:
     """Delete observations observed more than `days` ago; return how many went."""
     cutoff = (now or datetime.now(UTC)) - timedelta(days=days)
-    return db.observations.delete_many({"observed_at": {"$lt": cutoff}}).deleted_count
+    deleted = db.observations.delete_many({"observed_at": {"$lt": cutoff}}).deleted_count
+    forget_older_than_sync(db=db, cutoff=cutoff)
+    return deleted

@@ -51,9 +51,7 @@ async def create_observation(
             raise ConflictError(_DUPLICATE) from None
         raise
     doc["_id"] = result.inserted_id
-    await pointers.advance(
-        db=db, location_id=location_oid, observation_id=doc["_id"], observed_at=doc["observed_at"]
-    )
+    await pointers.advance(db=db, location_id=location_oid, doc=doc)
     return _public(doc)
 
 
@@ -104,7 +102,7 @@ async def latest_observation(
 ) -> ObservationPublic | None:
     """Return a location's most recent observation by `observed_at`, or None.
 
-    Read through the location's `latest_observations` pointer (two `_id` lookups).
+    Read from the location's `latest_observations` copy (one `_id` lookup).
     """
     oid = parse_object_id(location_id)
     if oid is None:
@@ -132,13 +130,8 @@ async def update_observation(
         raise
     if doc is None:
         return None
-    if "observed_at" in changes:
-        await pointers.observation_moved(
-            db=db,
-            location_id=doc["location_id"],
-            observation_id=oid,
-            observed_at=doc["observed_at"],
-        )
+    moved = "observed_at" in changes
+    await pointers.observation_changed(db=db, location_id=doc["location_id"], doc=doc, moved=moved)
     return _public(doc)
 
 
