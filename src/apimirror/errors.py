@@ -18,8 +18,24 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 log = structlog.get_logger(__name__)
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
+# Set by the HEAD middleware, which serves a HEAD request as a GET without its body.
+HEAD_SCOPE_KEY = "apimirror.original_method"
 _TYPE_PREFIX = "urn:apimirror:problem:"
 _FASTAPI_BODY_ERROR = "There was an error parsing the body"
+ECHO_LIMIT = 64
+
+
+def truncate(text: str, limit: int = ECHO_LIMIT) -> str:
+    """Cut client input to `limit` characters for a message, marking the cut."""
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def echo(value: object, limit: int = ECHO_LIMIT) -> str:
+    """Quote client input for a message, cut to `limit` characters so bodies stay small."""
+    text = str(value)
+    if len(text) > limit:
+        return repr(text[:limit]) + f"... ({len(text)} characters)"
+    return repr(text)
 
 
 class ApiMirrorError(Exception):
@@ -72,6 +88,13 @@ class InvalidInputError(ApiMirrorError):
     slug = "invalid-input"
 
 
+class UnsupportedMediaTypeError(ApiMirrorError):
+    """A request body is not declared as JSON."""
+
+    status = HTTPStatus.UNSUPPORTED_MEDIA_TYPE
+    slug = "unsupported-media-type"
+
+
 class DependencyUnavailableError(ApiMirrorError):
     """A backing service (MongoDB, Redis) cannot be reached right now."""
 
@@ -106,9 +129,22 @@ def problem_response(
 def _field_errors(errors: Sequence[Any]) -> list[dict[str, str]]:
     out = []
     for err in errors:
-        loc = [str(part) for part in err.get("loc", ())]
+        # A location can hold client input (a dict key), so each part is cut short.
+        loc = [truncate(str(part)) for part in err.get("loc", ())]
         out.append({"field": ".".join(loc) or "request", "message": str(err.get("msg", "invalid"))})
     return out
+
+
+def _body_parse_problem(cause: BaseException | None) -> JSONResponse:
+    # FastAPI turns any failure to read the JSON other than a syntax error into this 400.
+    if isinstance(cause, RecursionError):
+        message = "the JSON body nests arrays or objects too deeply"
+    elif isinstance(cause, UnicodeDecodeError):
+        message = "the body is not valid UTF-8"
+    else:
+        message = "the body could not be read as JSON"
+    errors = [{"field": "body", "message": message}]
+    return problem_response(422, f"body: {message}", slug="invalid-input", extra={"errors": errors})
 
 
 async def _on_domain_error(request: Request, exc: Exception) -> JSONResponse:
@@ -123,19 +159,13 @@ async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
     detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
     headers = dict(exc.headers or {})
     if exc.status_code == HTTPStatus.BAD_REQUEST and detail == _FASTAPI_BODY_ERROR:
-        # Bytes that are not UTF-8 JSON are as invalid as a JSON syntax error, which gets 422.
-        errors = [{"field": "body", "message": "the body is not valid UTF-8 JSON"}]
-        return problem_response(
-            422,
-            "body: the body is not valid UTF-8 JSON",
-            slug="invalid-input",
-            extra={"errors": errors},
-        )
+        # Unreadable JSON is as invalid as a JSON syntax error, which gets 422.
+        return _body_parse_problem(exc.__cause__)
     if exc.status_code == HTTPStatus.NOT_FOUND and detail == "Not Found":
-        detail = f"no route matches {request.url.path}"
+        detail = f"no route matches {echo(request.url.path)}"
     if exc.status_code == HTTPStatus.METHOD_NOT_ALLOWED:
         headers["Allow"] = _allowed_methods(request)
-        detail = f"{request.method} is not allowed here; use {headers['Allow']}"
+        detail = f"{original_method(request.scope)} is not allowed here; use {headers['Allow']}"
     return problem_response(exc.status_code, detail, headers=headers)
 
 
@@ -148,7 +178,14 @@ def _allowed_methods(request: Request) -> str:
         pattern = "^" + re.sub(r"\\{[^/]+?\\}", "[^/]+", re.escape(template)) + "$"
         if re.match(pattern, request.url.path):
             methods |= {method.upper() for method in operations}
+    if "GET" in methods:
+        methods.add("HEAD")  # served by HeadMiddleware
     return ", ".join(sorted(methods))
+
+
+def original_method(scope: Mapping[str, Any]) -> str:
+    """Return the method the client sent (HeadMiddleware serves HEAD as GET)."""
+    return str(scope.get(HEAD_SCOPE_KEY) or scope.get("method", ""))
 
 
 async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse:

@@ -135,7 +135,7 @@ def test_unknown_route_and_method_are_problems(api: TestClient) -> None:
     assert_problem(api.get("/api/v1/nothing-here"), 404)
     response = api.put("/api/v1/locations")
     assert_problem(response, 405)
-    assert response.headers["allow"] == "GET, POST"
+    assert response.headers["allow"] == "GET, HEAD, POST"
 
 
 def test_reads_can_require_auth(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:

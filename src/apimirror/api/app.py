@@ -16,7 +16,12 @@ from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 
 from apimirror import __version__
-from apimirror.api.limits import BodyLimitMiddleware, reject_unknown_query
+from apimirror.api.limits import (
+    BodyLimitMiddleware,
+    HeadMiddleware,
+    reject_unknown_query,
+    require_json_body,
+)
 from apimirror.api.openapi import install_openapi
 from apimirror.api.routes import health, locations, observations, sources
 from apimirror.config import Settings, get_settings
@@ -84,8 +89,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    # Inside the observability middleware, so HEAD is still counted and logged as HEAD.
+    app.add_middleware(HeadMiddleware)
     app.include_router(health.router)
-    v1 = APIRouter(prefix=API_PREFIX, dependencies=[Depends(reject_unknown_query)])
+    guards = [Depends(reject_unknown_query), Depends(require_json_body)]
+    v1 = APIRouter(prefix=API_PREFIX, dependencies=guards)
     for module in (locations, observations, sources):
         v1.include_router(module.router)
     app.include_router(v1)

@@ -1,4 +1,4 @@
-"""Request guards: the body size limit and the refusal of query parameters no route declares."""
+"""Request guards: body size and media type, HEAD support, and unknown query parameters."""
 
 from __future__ import annotations
 
@@ -7,7 +7,14 @@ from fastapi.dependencies.models import Dependant
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from apimirror.errors import InvalidInputError, problem_response
+from apimirror.errors import (
+    HEAD_SCOPE_KEY,
+    InvalidInputError,
+    UnsupportedMediaTypeError,
+    echo,
+    problem_response,
+    truncate,
+)
 
 
 class BodyLimitMiddleware:
@@ -58,6 +65,45 @@ def _content_length(scope: Scope) -> int | None:
     return None
 
 
+class HeadMiddleware:
+    """Serve HEAD as GET and send only the status and headers, so every GET route answers HEAD."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Rewrite the method for the routes and drop every body chunk of the response."""
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_head(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                if message.get("more_body", False):
+                    return
+                message = {"type": "http.response.body", "body": b"", "more_body": False}
+            await send(message)
+
+        await self.app({**scope, "method": "GET", HEAD_SCOPE_KEY: "HEAD"}, receive, send_head)
+
+
+def _is_json_media_type(content_type: str) -> bool:
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    kind, _, subtype = media_type.partition("/")
+    return kind == "application" and (subtype == "json" or subtype.endswith("+json"))
+
+
+async def require_json_body(request: Request) -> None:
+    """Answer 415 when a route that reads a JSON body gets a body not labelled as JSON."""
+    route = request.scope.get("route")
+    if getattr(route, "body_field", None) is None or not await request.body():
+        return  # no body expected, or none sent (validation names the missing fields)
+    content_type = request.headers.get("content-type", "")
+    if not _is_json_media_type(content_type):
+        got = f"Content-Type {echo(content_type)}" if content_type else "no Content-Type"
+        raise UnsupportedMediaTypeError(f"the body must be application/json; got {got}")
+
+
 # Routes live as long as the app, so their dependants' ids are stable keys.
 _ALLOWED_QUERY: dict[int, frozenset[str]] = {}
 
@@ -81,4 +127,4 @@ async def reject_unknown_query(request: Request) -> None:
         _ALLOWED_QUERY[id(dependant)] = allowed
     unknown = sorted(set(request.query_params.keys()) - allowed)
     if unknown:
-        raise InvalidInputError(f"{unknown[0]}: unknown query parameter")
+        raise InvalidInputError(f"{truncate(unknown[0])}: unknown query parameter")

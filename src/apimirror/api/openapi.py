@@ -46,12 +46,23 @@ def install_openapi(app: FastAPI, settings: Settings) -> None:
         )
         schemas = spec.setdefault("components", {}).setdefault("schemas", {})
         schemas["Problem"] = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+        _document_media_type(spec)
         if settings.require_auth_for_reads:
             _secure_reads(spec)
         app.openapi_schema = spec
         return spec
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _document_media_type(spec: dict[str, Any]) -> None:
+    # Every operation that reads a JSON body answers 415 to a body of another media type.
+    for operations in spec.get("paths", {}).values():
+        for operation in operations.values():
+            if isinstance(operation, dict) and "requestBody" in operation:
+                operation.setdefault("responses", {}).update(
+                    {str(k): v for k, v in problems(415).items()}
+                )
 
 
 def _secure_reads(spec: dict[str, Any]) -> None:

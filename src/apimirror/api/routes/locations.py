@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Response, status
 from apimirror.api.deps import DbDep, SettingsDep, require_reader, require_writer
 from apimirror.api.openapi import READ, WRITE, problems
 from apimirror.api.routes.common import After, Limit
-from apimirror.errors import NotFoundError
+from apimirror.errors import NotFoundError, echo
 from apimirror.models import (
     CurrentPublic,
     Freshness,
@@ -27,7 +27,7 @@ writes = [Depends(require_writer)]
 
 
 def _missing(location_id: str) -> NotFoundError:
-    return NotFoundError(f"no location has id {location_id!r}")
+    return NotFoundError(f"no location has id {echo(location_id)}")
 
 
 @router.post(
