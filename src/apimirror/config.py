@@ -45,6 +45,10 @@ class Settings(BaseSettings):
     require_auth_for_reads: bool = Field(False, validation_alias="APIMIRROR_REQUIRE_AUTH_FOR_READS")
     max_body_bytes: int = Field(1024 * 1024, validation_alias="APIMIRROR_MAX_BODY_BYTES")
     stale_after_seconds: int = Field(2700, ge=1, validation_alias="APIMIRROR_STALE_AFTER_SECONDS")
+    # How far past "now" a written `observed_at` may be (clock skew), in seconds.
+    max_future_skew_seconds: int = Field(
+        3600, ge=0, validation_alias="APIMIRROR_MAX_FUTURE_SKEW_SECONDS"
+    )
 
     # Upstream
     source: str = Field("openmeteo", validation_alias="APIMIRROR_SOURCE")

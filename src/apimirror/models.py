@@ -10,17 +10,28 @@ from pydantic import (
     AfterValidator,
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     PlainSerializer,
+    Strict,
     StringConstraints,
     WithJsonSchema,
+    field_validator,
 )
+from pydantic.json_schema import SkipJsonSchema
 
+# Ids we return are lower-case; ids we are given may be in either case and are lower-cased.
 OBJECT_ID_PATTERN = r"^[0-9a-f]{24}$"
+OBJECT_ID_INPUT_PATTERN = r"^[0-9a-fA-F]{24}$"
 # Stored variable names: no `.`, no leading `$` (MongoDB/FerretDB keys), nothing exotic.
 VARIABLE_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,63}$"
 _UNSAFE_TEXT = re.compile(r"[\x00\ud800-\udfff]")
+# RFC 3339 `date-time` (section 5.6): a full date, `T`, a full time and a mandatory offset.
+_RFC3339 = re.compile(
+    r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:[Zz]|[+-]\d{2}:\d{2})$"
+)
+EARLIEST_OBSERVED_AT = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _utc_millis(value: datetime) -> datetime:
@@ -35,6 +46,26 @@ def _utc_millis(value: datetime) -> datetime:
 def format_utc(value: datetime) -> str:
     """Render a datetime as RFC 3339 in UTC with a `Z` suffix."""
     return _utc_millis(value).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _rfc3339_text(value: object) -> object:
+    """Accept only an RFC 3339 string with an offset (or a datetime from Python callers).
+
+    Without this, pydantic would also read numbers and numeric strings as Unix times.
+    """
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or not _RFC3339.match(value):
+        raise ValueError(
+            "must be an RFC 3339 date-time string with an offset, e.g. 2026-03-01T12:00:00Z"
+        )
+    return value
+
+
+def _not_before_epoch(value: datetime) -> datetime:
+    if value < EARLIEST_OBSERVED_AT:
+        raise ValueError("must not be before 1970-01-01T00:00:00Z")
+    return value
 
 
 def _safe_text(value: str) -> str:
@@ -57,20 +88,32 @@ UtcDatetime = Annotated[
 ]
 InputDatetime = Annotated[
     AwareDatetime,
+    BeforeValidator(_rfc3339_text),
     AfterValidator(_utc_millis),
     PlainSerializer(format_utc, return_type=str, when_used="json"),
 ]
+# When a thing was observed; later than "now" is checked where the settings are known.
+ObservedAt = Annotated[InputDatetime, AfterValidator(_not_before_epoch)]
 ObjectIdStr = Annotated[str, StringConstraints(pattern=OBJECT_ID_PATTERN)]
-Text = Annotated[str, StringConstraints(min_length=1, max_length=200), AfterValidator(_safe_text)]
+ObjectIdInput = Annotated[
+    str, StringConstraints(pattern=OBJECT_ID_INPUT_PATTERN), AfterValidator(str.lower)
+]
+Text = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
+    AfterValidator(_safe_text),
+]
 Tag = Annotated[str, StringConstraints(min_length=1, max_length=64), AfterValidator(_safe_text)]
 Unit = Annotated[str, StringConstraints(max_length=32), AfterValidator(_safe_text)]
 Variable = Annotated[str, StringConstraints(pattern=VARIABLE_PATTERN)]
 SourceName = Annotated[
     str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$"), AfterValidator(_safe_text)
 ]
-Latitude = Annotated[float, Field(ge=-90, le=90), AfterValidator(_not_negative_zero)]
-Longitude = Annotated[float, Field(ge=-180, le=180), AfterValidator(_not_negative_zero)]
-Number = Annotated[float, Field(allow_inf_nan=False)]
+# Strict: a JSON number only (integers included), never a boolean or a numeric string.
+Latitude = Annotated[float, Strict(), Field(ge=-90, le=90), AfterValidator(_not_negative_zero)]
+Longitude = Annotated[float, Strict(), Field(ge=-180, le=180), AfterValidator(_not_negative_zero)]
+Number = Annotated[float, Strict(), Field(allow_inf_nan=False)]
+Flag = Annotated[bool, Strict()]
 Values = Annotated[dict[Variable, Number], Field(max_length=200)]
 Units = Annotated[dict[Variable, Unit], Field(max_length=200)]
 
@@ -94,7 +137,7 @@ class LocationBase(BaseModel):
     latitude: Latitude
     longitude: Longitude
     tags: Annotated[list[Tag], Field(max_length=50)] = Field(default_factory=list)
-    active: bool = True
+    active: Flag = True
 
 
 class LocationCreate(LocationBase):
@@ -103,16 +146,34 @@ class LocationCreate(LocationBase):
     model_config = _INPUT
 
 
-class LocationUpdate(BaseModel):
+def _drop_null_defaults(schema: dict[str, Any]) -> None:
+    for field in schema.get("properties", {}).values():
+        if field.get("default", ...) is None:
+            del field["default"]
+
+
+class _Patch(BaseModel):
+    """A PATCH body: a field left out keeps its value; an explicit null is refused."""
+
+    model_config = ConfigDict(**_INPUT, json_schema_extra=_drop_null_defaults)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _refuse_null(cls, value: object) -> object:
+        if value is None:
+            raise ValueError("may not be null; leave the field out to keep its value")
+        return value
+
+
+class LocationUpdate(_Patch):
     """Body of `PATCH /locations/{id}`: only the fields given change."""
 
-    model_config = _INPUT
-
-    name: Text | None = None
-    latitude: Latitude | None = None
-    longitude: Longitude | None = None
-    tags: Annotated[list[Tag], Field(max_length=50)] | None = None
-    active: bool | None = None
+    # `SkipJsonSchema[None]` keeps null out of the spec: None only means "not given".
+    name: Text | SkipJsonSchema[None] = None
+    latitude: Latitude | SkipJsonSchema[None] = None
+    longitude: Longitude | SkipJsonSchema[None] = None
+    tags: Annotated[list[Tag], Field(max_length=50)] | SkipJsonSchema[None] = None
+    active: Flag | SkipJsonSchema[None] = None
 
 
 class LocationPublic(LocationBase):
@@ -137,21 +198,20 @@ class ObservationCreate(ObservationBase):
 
     model_config = _INPUT
 
+    location_id: ObjectIdInput
     source: SourceName = "manual"
-    observed_at: InputDatetime
+    observed_at: ObservedAt
     values: Values
     units: Units = Field(default_factory=dict)
 
 
-class ObservationUpdate(BaseModel):
+class ObservationUpdate(_Patch):
     """Body of `PATCH /observations/{id}`: only the fields given change."""
 
-    model_config = _INPUT
-
-    source: SourceName | None = None
-    observed_at: InputDatetime | None = None
-    values: Values | None = None
-    units: Units | None = None
+    source: SourceName | SkipJsonSchema[None] = None
+    observed_at: ObservedAt | SkipJsonSchema[None] = None
+    values: Values | SkipJsonSchema[None] = None
+    units: Units | SkipJsonSchema[None] = None
 
 
 class ObservationPublic(ObservationBase):

@@ -2,22 +2,27 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi.exceptions import RequestValidationError
 
-from apimirror.api.deps import DbDep, require_reader, require_writer
+from apimirror.api.deps import DbDep, SettingsDep, require_reader, require_writer
 from apimirror.api.openapi import READ, WRITE, problems
 from apimirror.api.routes.common import After, Limit
-from apimirror.errors import NotFoundError
+from apimirror.api.routes.sources import configured_sources
+from apimirror.config import Settings
+from apimirror.errors import NotFoundError, echo
 from apimirror.models import (
-    OBJECT_ID_PATTERN,
     InputDatetime,
+    ObjectIdInput,
     ObservationCreate,
     ObservationPublic,
     ObservationUpdate,
     Page,
 )
+from apimirror.sources import SOURCES
 from apimirror.storage import observations as store
 
 router = APIRouter(prefix="/observations", tags=["observations"])
@@ -26,7 +31,26 @@ writes = [Depends(require_writer)]
 
 
 def _missing(observation_id: str) -> NotFoundError:
-    return NotFoundError(f"no observation has id {observation_id!r}")
+    return NotFoundError(f"no observation has id {echo(observation_id)}")
+
+
+def _check_written(body: ObservationCreate | ObservationUpdate, settings: Settings) -> None:
+    """Refuse what the model alone cannot judge: a future `observed_at`, an upstream's name.
+
+    A far-future observation would stay the location's latest (and hide real data in
+    `/current`) for ever; a manual one named after a mirrored source would pass for its data.
+    """
+    errors = []
+    skew = settings.max_future_skew_seconds
+    latest_allowed = datetime.now(UTC) + timedelta(seconds=skew)
+    if body.observed_at is not None and body.observed_at > latest_allowed:
+        message = f"must not be later than now plus {skew} seconds"
+        errors.append({"type": "value_error", "loc": ("body", "observed_at"), "msg": message})
+    if body.source is not None and body.source in {*SOURCES, *configured_sources(settings)}:
+        message = f"{body.source!r} names a mirrored upstream source; use another name"
+        errors.append({"type": "value_error", "loc": ("body", "source"), "msg": message})
+    if errors:
+        raise RequestValidationError(errors)
 
 
 @router.post(
@@ -37,9 +61,10 @@ def _missing(observation_id: str) -> NotFoundError:
     responses={**WRITE, **problems(409)},
 )
 async def create_observation(
-    body: ObservationCreate, db: DbDep, response: Response
+    body: ObservationCreate, db: DbDep, settings: SettingsDep, response: Response
 ) -> ObservationPublic:
     """Create an observation; a second one with the same (location_id, observed_at) gets 409."""
+    _check_written(body, settings)
     observation = await store.create_observation(db=db, data=body)
     response.headers["Location"] = f"/api/v1/observations/{observation.id}"
     return observation
@@ -50,9 +75,7 @@ async def list_observations(
     db: DbDep,
     limit: Limit = 50,
     after: After = None,
-    location_id: Annotated[
-        str | None, Query(pattern=OBJECT_ID_PATTERN, description="Only this location's.")
-    ] = None,
+    location_id: Annotated[ObjectIdInput | None, Query(description="Only this location's.")] = None,
     since: Annotated[
         InputDatetime | None, Query(description="Observed at or after this time.")
     ] = None,
@@ -85,9 +108,10 @@ async def get_observation(observation_id: str, db: DbDep) -> ObservationPublic:
     responses={**WRITE, **problems(404, 409)},
 )
 async def update_observation(
-    observation_id: str, body: ObservationUpdate, db: DbDep
+    observation_id: str, body: ObservationUpdate, db: DbDep, settings: SettingsDep
 ) -> ObservationPublic:
     """Change the given fields of an observation (`values` and `units` are replaced whole)."""
+    _check_written(body, settings)
     observation = await store.update_observation(db=db, observation_id=observation_id, data=body)
     if observation is None:
         raise _missing(observation_id)
