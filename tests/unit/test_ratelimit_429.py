@@ -23,10 +23,10 @@ def _setup() -> tuple[OpenMeteoSource, UpstreamRequest]:
     return source, request
 
 
-def _fetch_with(handler: Callable[[httpx.Request], httpx.Response]) -> Any:
+def _fetch_with(handler: Callable[[httpx.Request], httpx.Response], *, attempt: int = 0) -> Any:
     source, request = _setup()
     with httpx.Client(transport=httpx.MockTransport(handler)) as client:
-        return fetch(client, source, request)
+        return fetch(client, source, request, attempt=attempt)
 
 
 def test_minutely_429_without_retry_after_waits_for_the_next_minute() -> None:
@@ -63,6 +63,17 @@ def test_unnamed_429_backs_off() -> None:
     with pytest.raises(Throttled) as caught:
         _fetch_with(lambda _: httpx.Response(429, json=body))
     assert caught.value.wait_s > 0
+
+
+def test_unnamed_429_backoff_grows_with_the_retry_attempt() -> None:
+    """Repeated unnamed 429s back off longer on each retry instead of hammering every 5 s."""
+    body = {"error": True, "reason": "Too many concurrent requests"}
+    waits = []
+    for attempt in (0, 3):
+        with pytest.raises(Throttled) as caught:
+            _fetch_with(lambda _: httpx.Response(429, json=body), attempt=attempt)
+        waits.append(caught.value.wait_s)
+    assert waits[1] == 8 * waits[0]
 
 
 @pytest.mark.parametrize(

@@ -38,8 +38,11 @@ def http_timeout(settings: Settings) -> httpx.Timeout:
     )
 
 
-def fetch(http: httpx.Client, source: Source, request: UpstreamRequest) -> Any:
-    """Send one request; return the decoded body, or an error text for a failed batch."""
+def fetch(http: httpx.Client, source: Source, request: UpstreamRequest, *, attempt: int = 0) -> Any:
+    """Send one request; return the decoded body, or an error text for a failed batch.
+
+    `attempt` is the task's retry count: an unnamed 429 backs off longer on each retry.
+    """
     started = time.perf_counter()
     params = dict(request.params)
     try:
@@ -64,7 +67,7 @@ def fetch(http: httpx.Client, source: Source, request: UpstreamRequest) -> Any:
         window = source.throttle_reason(body)
         UPSTREAM_THROTTLED.labels(source.name, "429").inc()
         wait = throttle_wait(
-            retry_after=response.headers.get("retry-after"), window=window, attempt=0
+            retry_after=response.headers.get("retry-after"), window=window, attempt=attempt
         )
         log.warning("upstream_throttled", source=source.name, window=window, wait_s=wait)
         raise Throttled(wait, "429")

@@ -147,7 +147,7 @@ def _run(
         with httpx.Client(timeout=http_timeout(settings)) as http:
             for index, request in enumerate(requests):
                 try:
-                    _batch(http, db, budget, source, request, stats)
+                    _batch(http, db, budget, source, request, stats, attempt)
                 except Throttled as throttled:
                     _finish(db, settings, source.name, stats, partial=True)
                     pending = [str(loc.id) for r in requests[index:] for loc in r.locations]
@@ -174,12 +174,13 @@ def _batch(
     source: Source,
     request: UpstreamRequest,
     stats: RunStats,
+    attempt: int,
 ) -> None:
     decision = budget.try_spend(request.cost)
     if not decision.allowed:
         raise Throttled(decision.wait_s, "budget")
     UPSTREAM_COST.labels(source.name).inc(request.cost)
-    payload = fetch(http, source, request)
+    payload = fetch(http, source, request, attempt=attempt)
     if isinstance(payload, str):
         stats.failed += 1
         stats.errors.append(payload)
