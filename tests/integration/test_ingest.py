@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from bson import ObjectId
+from pymongo import MongoClient, monitoring
 from pymongo.errors import BulkWriteError
 from pymongo.synchronous.database import Database
 
@@ -136,6 +137,75 @@ def test_stalest_age_uses_the_oldest_latest_fetch(db: Database[dict[str, Any]]) 
         fetched_at=T0 + timedelta(minutes=10),
     )
     assert stalest_age(db=db, source="openmeteo", now=T0 + timedelta(minutes=20)) == 1200.0
+
+
+class _Commands(monitoring.CommandListener):
+    """Records the collection each command names."""
+
+    def __init__(self) -> None:
+        self.targets: list[str] = []
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        self.targets.append(str(event.command.get(event.command_name)))
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+def test_stalest_age_reads_the_latest_copies_not_observations(
+    db: Database[dict[str, Any]], mongodb_url: str
+) -> None:
+    """Data age is served by the latest_observations copies, with no per-location observations scan."""
+    a, b = _location(db, 1.0), _location(db, 2.0)
+    bulk_upsert_observations(
+        db=db, source="openmeteo", observations=[_obs(a, T0, 1.0), _obs(b, T0, 1.0)], fetched_at=T0
+    )
+    listener = _Commands()
+    client: MongoClient[dict[str, Any]] = MongoClient(
+        mongodb_url, tz_aware=True, event_listeners=[listener]
+    )
+    try:
+        age = stalest_age(db=client[db.name], source="openmeteo", now=T0 + timedelta(minutes=5))
+    finally:
+        client.close()
+    assert age == 300.0
+    assert "observations" not in listener.targets
+
+
+def test_stalest_age_is_per_source(db: Database[dict[str, Any]]) -> None:
+    """A newer observation of another source does not make this source's data look fresh."""
+    a, b = _location(db, 1.0), _location(db, 2.0)
+    bulk_upsert_observations(
+        db=db, source="openmeteo", observations=[_obs(a, T0, 1.0), _obs(b, T0, 1.0)], fetched_at=T0
+    )
+    later = T0 + timedelta(minutes=15)
+    bulk_upsert_observations(
+        db=db, source="manual", observations=[_obs(a, later, 2.0)], fetched_at=later
+    )
+    bulk_upsert_observations(
+        db=db, source="openmeteo", observations=[_obs(b, T0, 1.0)], fetched_at=later
+    )
+    now = T0 + timedelta(minutes=20)
+    assert stalest_age(db=db, source="openmeteo", now=now) == 1200.0
+    assert stalest_age(db=db, source="manual", now=now) is not None
+
+
+def test_stalest_age_counts_a_location_without_data_from_its_creation(
+    db: Database[dict[str, Any]],
+) -> None:
+    """An active location never fetched counts from its creation; inactive ones are ignored."""
+    a = _location(db, 1.0)
+    old = _location(db, 2.0, active=False)
+    bulk_upsert_observations(
+        db=db, source="openmeteo", observations=[_obs(old, T0, 1.0)], fetched_at=T0
+    )
+    created = db.locations.find_one({"_id": a})
+    assert created is not None
+    now = created["created_at"] + timedelta(seconds=30)
+    assert stalest_age(db=db, source="openmeteo", now=now) == pytest.approx(30.0, abs=0.01)
 
 
 def test_retention_deletes_only_old_observations(db: Database[dict[str, Any]]) -> None:

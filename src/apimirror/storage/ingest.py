@@ -12,6 +12,7 @@ from pymongo import DESCENDING, UpdateOne
 from pymongo.synchronous.database import Database
 
 from apimirror.sources.base import ParsedObservation, TrackedLocation
+from apimirror.storage.latest import COLLECTION as LATEST_COLLECTION
 from apimirror.storage.latest import advance_many_sync, forget_older_than_sync
 
 Doc = dict[str, Any]
@@ -175,19 +176,37 @@ def stalest_age(*, db: Database[Doc], source: str, now: datetime | None = None) 
     """Return the age in seconds of the stalest active location's latest observation.
 
     A location with no observation yet counts from its creation. None when nothing is tracked.
+    Served by the `latest_observations` copies in one read; only a location whose copy is
+    missing or holds another source's observation falls back to a query of `observations`.
     """
     now = now or datetime.now(UTC)
-    oldest: datetime | None = None
-    for location in db.locations.find({"active": True}, projection={"created_at": 1}):
-        latest = db.observations.find_one(
-            {"location_id": location["_id"], "source": source},
-            projection={"fetched_at": 1},
-            sort=[("observed_at", DESCENDING)],
+    locations = list(db.locations.find({"active": True}, projection={"created_at": 1}))
+    copies = {
+        doc["_id"]: doc.get("latest") or {}
+        for doc in db[LATEST_COLLECTION].find(
+            {}, projection={"latest.source": 1, "latest.fetched_at": 1}
         )
-        seen = latest.get("fetched_at") if latest else location.get("created_at")
+    }
+    oldest: datetime | None = None
+    for location in locations:
+        held = copies.get(location["_id"], {})
+        if held.get("source") == source:
+            seen = held.get("fetched_at")
+        else:
+            seen = _latest_fetch(db, location, source)
         if isinstance(seen, datetime) and (oldest is None or seen < oldest):
             oldest = seen
     return None if oldest is None else max((now - oldest).total_seconds(), 0.0)
+
+
+def _latest_fetch(db: Database[Doc], location: Doc, source: str) -> Any:
+    # The slow path: this source's latest observation of the location, else its creation.
+    latest = db.observations.find_one(
+        {"location_id": location["_id"], "source": source},
+        projection={"fetched_at": 1},
+        sort=[("observed_at", DESCENDING)],
+    )
+    return latest.get("fetched_at") if latest else location.get("created_at")
 
 
 def delete_older_than(*, db: Database[Doc], days: int, now: datetime | None = None) -> int:
