@@ -165,3 +165,27 @@ def test_second_scheduled_run_in_one_interval_is_skipped(
     second = refresh.refresh_source.run("openmeteo", scheduled=True)
     assert first["outcome"] == "success"
     assert second == {"outcome": "skipped", "reason": "already_scheduled"}
+
+
+def test_lock_outlives_the_hard_time_limit(
+    tuned: Settings,
+    db: Database[dict[str, Any]],
+    redis_client: redis.Redis,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The refresh lock cannot expire while a run may still go on, whatever the lock TTL says."""
+    settings = tuned.model_copy(
+        update={"task_soft_time_limit_s": 250, "task_hard_time_limit_s": 300}
+    )
+    monkeypatch.setattr(refresh, "get_settings", lambda: settings)
+    key = f"{settings.redis_prefix}:lock:refresh:openmeteo"
+    seen: list[int] = []
+
+    def observe(*_: Any) -> dict[str, Any]:
+        seen.append(int(redis_client.pttl(key)))
+        return {"outcome": "success"}
+
+    monkeypatch.setattr(refresh, "_run", observe)
+    refresh.refresh_source.run("openmeteo")
+    assert settings.refresh_lock_ttl_s < settings.task_hard_time_limit_s
+    assert seen[0] > settings.task_hard_time_limit_s * 1000

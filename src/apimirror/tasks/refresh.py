@@ -41,6 +41,8 @@ from apimirror.tasks.celery_app import REFRESH_TASK, app
 log = structlog.get_logger(__name__)
 
 _redis: tuple[int, redis.Redis] | None = None
+# Time between the hard limit and the end of the killed process (Celery's timer, a slow kill).
+_LOCK_SLACK_S = 30
 
 
 class RefreshFailedError(RuntimeError):
@@ -102,7 +104,7 @@ def refresh_source(
         log.info("refresh_skipped", source=source_name, reason="retry_pending")
         return {"outcome": "skipped", "reason": "retry_pending"}
     lock = client.lock(
-        f"{settings.redis_prefix}:lock:refresh:{source_name}", timeout=settings.refresh_lock_ttl_s
+        f"{settings.redis_prefix}:lock:refresh:{source_name}", timeout=lock_timeout(settings)
     )
     if not lock.acquire(blocking=False):
         log.info("refresh_skipped", source=source_name, reason="locked")
@@ -114,6 +116,15 @@ def refresh_source(
             lock.release()
         except redis.exceptions.LockError:
             log.warning("refresh_lock_expired", source=source_name)
+
+
+def lock_timeout(settings: Settings) -> float:
+    """Return the refresh lock's expiry: the configured TTL, but never within the hard limit.
+
+    A lock that expired while its run still went on would let a second run overlap it; the
+    hard time limit is when Celery kills a run, so the lock lasts at least that (plus slack).
+    """
+    return float(max(settings.refresh_lock_ttl_s, settings.task_hard_time_limit_s + _LOCK_SLACK_S))
 
 
 def _pending_key(settings: Settings, source: str) -> str:
