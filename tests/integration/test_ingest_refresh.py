@@ -189,3 +189,39 @@ def test_lock_outlives_the_hard_time_limit(
     refresh.refresh_source.run("openmeteo")
     assert settings.refresh_lock_ttl_s < settings.task_hard_time_limit_s
     assert seen[0] > settings.task_hard_time_limit_s * 1000
+
+
+def test_redelivered_scheduled_run_takes_over_from_its_lost_delivery(
+    tuned: Settings, db: Database[dict[str, Any]], redis_client: redis.Redis
+) -> None:
+    """A scheduled refresh redelivered after its worker died (same task id) runs, not skips."""
+    task_id = "redelivered-task"
+    prefix = f"{tuned.redis_prefix}:"
+    # What the lost delivery left behind: the interval's schedule slot and the held lock.
+    held = refresh.delivery_token(task_id, 0)
+    redis_client.set(f"{prefix}refresh:openmeteo:scheduled", held, ex=60)
+    redis_client.set(f"{prefix}lock:refresh:openmeteo", held, ex=60)
+    refresh.refresh_source.push_request(id=task_id)
+    try:
+        result = refresh.refresh_source.run("openmeteo", scheduled=True)
+    finally:
+        refresh.refresh_source.pop_request()
+    assert result["outcome"] == "success"
+    assert db.observations.count_documents({}) == 3
+    assert redis_client.get(f"{prefix}lock:refresh:openmeteo") is None
+
+
+def test_other_task_still_skips_on_a_held_slot_and_lock(
+    tuned: Settings, db: Database[dict[str, Any]], redis_client: redis.Redis
+) -> None:
+    """Another task id does not take over a slot or lock it does not own."""
+    prefix = f"{tuned.redis_prefix}:"
+    redis_client.set(f"{prefix}lock:refresh:openmeteo", "first-task", ex=60)
+    refresh.refresh_source.push_request(id="second-task")
+    try:
+        result = refresh.refresh_source.run("openmeteo")
+    finally:
+        refresh.refresh_source.pop_request()
+    assert result == {"outcome": "skipped", "reason": "locked"}
+    assert redis_client.get(f"{prefix}lock:refresh:openmeteo") == b"first-task"
+    assert db.observations.count_documents({}) == 0

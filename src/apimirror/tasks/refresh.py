@@ -8,6 +8,7 @@ waiting. Remaining locations travel with the retry, so finished batches are not 
 from __future__ import annotations
 
 import os
+import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -36,6 +37,7 @@ from apimirror.storage.ingest import (
     record_error,
     record_success,
 )
+from apimirror.tasks import locks
 from apimirror.tasks.celery_app import REFRESH_TASK, app
 
 log = structlog.get_logger(__name__)
@@ -94,7 +96,8 @@ def refresh_source(
     settings = get_settings()
     source = get_source(source_name, settings)
     client = redis_client(settings)
-    if scheduled and not _claim_schedule_slot(client, settings, source_name):
+    token = delivery_token(self.request.id, attempt)
+    if scheduled and not _claim_schedule_slot(client, settings, source_name, token):
         log.info("refresh_skipped", source=source_name, reason="already_scheduled")
         return {"outcome": "skipped", "reason": "already_scheduled"}
     if attempt > 0:
@@ -103,19 +106,23 @@ def refresh_source(
         # A deferred retry is already waiting for the budget; it will fetch these locations.
         log.info("refresh_skipped", source=source_name, reason="retry_pending")
         return {"outcome": "skipped", "reason": "retry_pending"}
-    lock = client.lock(
-        f"{settings.redis_prefix}:lock:refresh:{source_name}", timeout=lock_timeout(settings)
-    )
-    if not lock.acquire(blocking=False):
+    lock_key = f"{settings.redis_prefix}:lock:refresh:{source_name}"
+    if not locks.claim(client, lock_key, token, ttl_s=lock_timeout(settings)):
         log.info("refresh_skipped", source=source_name, reason="locked")
         return {"outcome": "skipped", "reason": "locked"}
     try:
         return _run(self, settings, source, client, remaining, waited, attempt)
     finally:
-        try:
-            lock.release()
-        except redis.exceptions.LockError:
+        if not locks.release(client, lock_key, token):
             log.warning("refresh_lock_expired", source=source_name)
+
+
+def delivery_token(task_id: str | None, attempt: int) -> str:
+    """Return who holds the lock and slot: this message (a redelivery shares it), or a one-off.
+
+    Retries reuse the task id, so the attempt tells a retry from its predecessor.
+    """
+    return f"{task_id or uuid.uuid4().hex}:{attempt}"
 
 
 def lock_timeout(settings: Settings) -> float:
@@ -131,11 +138,11 @@ def _pending_key(settings: Settings, source: str) -> str:
     return f"{settings.redis_prefix}:refresh:{source}:retry_pending"
 
 
-def _claim_schedule_slot(client: redis.Redis, settings: Settings, source: str) -> bool:
+def _claim_schedule_slot(client: redis.Redis, settings: Settings, source: str, token: str) -> bool:
     # Two beats started by mistake each send one refresh per interval; only one may run.
-    ttl_ms = max(int(settings.refresh_interval_s * 500), 100)  # half an interval
+    ttl_s = max(settings.refresh_interval_s / 2, 0.1)  # half an interval
     key = f"{settings.redis_prefix}:refresh:{source}:scheduled"
-    return bool(client.set(key, "1", nx=True, px=ttl_ms))
+    return locks.claim(client, key, token, ttl_s=ttl_s)
 
 
 def _run(
