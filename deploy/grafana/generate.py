@@ -217,8 +217,14 @@ def _upstream_graphs() -> list[Panel]:
 
 
 def _budget_graphs() -> list[Panel]:
-    remaining = f"min by (source, window) (apimirror_ratelimit_remaining{SRC})"
-    limit = f"max by (source, window) (apimirror_ratelimit_limit{SRC})"
+    # Beat samples the budget every few seconds; other processes only when they spend or serve
+    # GET /sources, so after a window resets their gauges still show its old, lower figure.
+    fresh = 'apimirror_ratelimit_remaining{job="beat", source=~"$source"}'
+    remaining = (
+        f"(min by (source, window) ({fresh})"
+        f" or min by (source, window) (apimirror_ratelimit_remaining{SRC}))"
+    )
+    limit = f"max by (source, window) (apimirror_ratelimit_limit{SRC} > 0)"  # 0: window off
     upserts = _rate("apimirror_records_upserted_total", SRC)
     return [
         timeseries(
@@ -251,7 +257,7 @@ def _projections() -> list[Query]:
     for window, seconds, avg in WINDOWS:
         spend = f"sum by (source) (rate(apimirror_upstream_cost_total{SRC}[{avg}])) * {seconds}"
         limit = f'apimirror_ratelimit_limit{{source=~"$source", window="{window}"}}'
-        expr = f"({spend}) / on (source) group_left (window) max by (source, window) ({limit})"
+        expr = f"({spend}) / on (source) group_left (window) max by (source, window) ({limit} > 0)"
         queries.append(prom(expr, "{{source}} {{window}}"))
     return queries
 
