@@ -45,6 +45,17 @@ return {1, '0'}
 """
 
 
+# KEYS: the window counters a spend went to. ARGV: cost. Never below zero; never creates a key.
+_REFUND = """
+local cost = tonumber(ARGV[1])
+for i = 1, #KEYS do
+  local used = tonumber(redis.call('GET', KEYS[i]) or '0')
+  if used > 0 then redis.call('INCRBYFLOAT', KEYS[i], -math.min(used, cost)) end
+end
+return 1
+"""
+
+
 # Move the block's end later, never earlier, even when workers report 429s concurrently.
 _EXTEND_BLOCK = """
 local current = tonumber(redis.call('GET', KEYS[1]) or '0')
@@ -116,6 +127,7 @@ class Budget:
         self._limits = settings.limits()
         self._script = client.register_script(_SPEND)
         self._extend = client.register_script(_EXTEND_BLOCK)
+        self._refund = client.register_script(_REFUND)
 
     def try_spend(self, cost: float, *, now: datetime | None = None) -> Decision:
         """Spend `cost` from every window at once, or spend nothing and say how long to wait."""
@@ -129,6 +141,14 @@ class Budget:
         keys.append(_key(self._settings, self._source, "blocked_until"))
         allowed, wait = self._script(keys=keys, args=args)
         return Decision(allowed=int(allowed) == 1, wait_s=float(wait))
+
+    def refund(self, cost: float, *, spent_at: datetime) -> None:
+        """Give back a spend made at `spent_at` (its request never reached the upstream)."""
+        keys = [
+            _window_key(self._settings, self._source, window, window_bounds(window, spent_at)[0])
+            for window in WINDOWS
+        ]
+        self._refund(keys=keys, args=[cost])
 
     def block_until(self, until: datetime) -> None:
         """Hold every worker back from the upstream until `until` (after a 429)."""

@@ -225,3 +225,30 @@ def test_other_task_still_skips_on_a_held_slot_and_lock(
     assert result == {"outcome": "skipped", "reason": "locked"}
     assert redis_client.get(f"{prefix}lock:refresh:openmeteo") == b"first-task"
     assert db.observations.count_documents({}) == 0
+
+
+def test_request_never_sent_spends_no_budget(
+    tuned: Settings, db: Database[dict[str, Any]], redis_client: redis.Redis
+) -> None:
+    """A batch refused at connect (nothing reached the upstream) gives its budget back."""
+    closed = f"http://127.0.0.1:{free_port()}"
+    settings = tuned.model_copy(update={"upstream_base_url": closed})
+    with pytest.raises(refresh.RefreshFailedError, match="ConnectError"):
+        _run(settings)
+    from apimirror.ratelimit import Budget
+
+    used = {u.window: u.used for u in Budget(redis_client, settings, "openmeteo").usage()}
+    assert used == {"minute": 0.0, "hour": 0.0, "day": 0.0, "month": 0.0}
+
+
+def test_request_sent_and_failed_still_spends(
+    tuned: Settings, db: Database[dict[str, Any]], redis_client: redis.Redis, sim_url: str
+) -> None:
+    """A batch the upstream answered with an error was a real call and stays spent."""
+    httpx.post(f"{sim_url}/admin/faults", json={"outage": True})
+    with pytest.raises(refresh.RefreshFailedError):
+        _run(tuned)
+    from apimirror.ratelimit import Budget
+
+    used = {u.window: u.used for u in Budget(redis_client, tuned, "openmeteo").usage()}
+    assert used["minute"] > 0

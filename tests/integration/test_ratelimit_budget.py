@@ -135,3 +135,19 @@ def test_a_block_is_only_ever_extended(redis_client: redis.Redis, settings: Sett
     until = budget.blocked_until()
     assert until is not None
     assert until >= now + timedelta(seconds=59)
+
+
+def test_refund_gives_a_spend_back_to_the_windows_it_came_from(
+    redis_client: redis.Redis, settings: Settings
+) -> None:
+    """A refund undoes a spend in the windows of its spend time, never below zero."""
+    budget = _budget(redis_client, settings, limit_minute=5)
+    assert budget.try_spend(4, now=NOW).allowed
+    later = NOW + timedelta(seconds=55)
+    budget.refund(4, spent_at=NOW)
+    budget.refund(4, spent_at=NOW)
+    assert {u.window: u.used for u in budget.usage(now=NOW)} == dict.fromkeys(
+        ("minute", "hour", "day", "month"), 0.0
+    )
+    assert budget.try_spend(5, now=later).allowed
+    assert not budget.try_spend(1, now=later).allowed

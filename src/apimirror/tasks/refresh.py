@@ -23,13 +23,17 @@ from apimirror.config import Settings, get_settings
 from apimirror.observability.metrics import (
     RECORDS_UPSERTED,
     REFRESH_LAST_SUCCESS,
-    UPSTREAM_COST,
     UPSTREAM_THROTTLED,
 )
 from apimirror.ratelimit import Budget, jitter, usage
 from apimirror.sources import get_source
 from apimirror.sources.base import ParseResult, Source, UpstreamRequest
-from apimirror.sources.http import Throttled, UpstreamUnreachableError, fetch, http_timeout
+from apimirror.sources.http import (
+    Throttled,
+    UpstreamUnreachableError,
+    http_timeout,
+    spend_and_fetch,
+)
 from apimirror.storage.client import get_sync_db
 from apimirror.storage.ingest import (
     bulk_upsert_observations,
@@ -194,11 +198,7 @@ def _batch(
     stats: RunStats,
     attempt: int,
 ) -> None:
-    decision = budget.try_spend(request.cost)
-    if not decision.allowed:
-        raise Throttled(decision.wait_s, "budget")
-    UPSTREAM_COST.labels(source.name).inc(request.cost)
-    payload = fetch(http, source, request, attempt=attempt)
+    payload = spend_and_fetch(http, budget, source, request, attempt=attempt)
     if isinstance(payload, str):
         stats.failed += 1
         stats.errors.append(payload)
