@@ -5,14 +5,18 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import OperationFailure
 
 from apimirror.errors import ConflictError
 from apimirror.models import LocationCreate, LocationPublic, LocationUpdate, Page, doc_to_public
 from apimirror.storage import latest as pointers
-from apimirror.storage.paging import is_duplicate_key, keyset_page, parse_object_id
+from apimirror.storage.paging import (
+    is_duplicate_key,
+    keyset_page,
+    parse_object_id,
+    set_fields,
+)
 
 Doc = dict[str, Any]
 
@@ -61,15 +65,7 @@ async def update_location(
     if oid is None:
         return None
     changes = data.model_dump(exclude_unset=True, exclude_none=True)
-    changes["updated_at"] = datetime.now(UTC)
-    try:
-        doc = await db.locations.find_one_and_update(
-            {"_id": oid}, {"$set": changes}, return_document=ReturnDocument.AFTER
-        )
-    except OperationFailure as exc:
-        if is_duplicate_key(exc):
-            raise ConflictError(_DUPLICATE) from None
-        raise
+    doc = await set_fields(db.locations, oid=oid, changes=changes, conflict=_DUPLICATE)
     return None if doc is None else _public(doc)
 
 

@@ -6,7 +6,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bson import ObjectId
-from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import OperationFailure
 
@@ -19,7 +18,12 @@ from apimirror.models import (
     doc_to_public,
 )
 from apimirror.storage import latest as pointers
-from apimirror.storage.paging import is_duplicate_key, keyset_page, parse_object_id
+from apimirror.storage.paging import (
+    is_duplicate_key,
+    keyset_page,
+    parse_object_id,
+    set_fields,
+)
 
 Doc = dict[str, Any]
 
@@ -119,15 +123,7 @@ async def update_observation(
     if oid is None:
         return None
     changes = data.model_dump(exclude_unset=True, exclude_none=True)
-    changes["updated_at"] = datetime.now(UTC)
-    try:
-        doc = await db.observations.find_one_and_update(
-            {"_id": oid}, {"$set": changes}, return_document=ReturnDocument.AFTER
-        )
-    except OperationFailure as exc:
-        if is_duplicate_key(exc):
-            raise ConflictError(_DUPLICATE) from None
-        raise
+    doc = await set_fields(db.observations, oid=oid, changes=changes, conflict=_DUPLICATE)
     if doc is None:
         return None
     moved = "observed_at" in changes

@@ -1,16 +1,18 @@
-"""Helpers shared by the repositories: id parsing, duplicate keys, keyset pagination."""
+"""Helpers shared by the repositories: id parsing, duplicate keys, updates, keyset pagination."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from bson import ObjectId
 from bson.errors import InvalidId
-from pymongo import ASCENDING
+from pymongo import ASCENDING, ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError, OperationFailure
 
+from apimirror.errors import ConflictError
 from apimirror.models import Page
 
 Doc = dict[str, Any]
@@ -34,6 +36,25 @@ def parse_object_id(value: str) -> ObjectId | None:
         return ObjectId(value)
     except (InvalidId, TypeError):
         return None
+
+
+async def set_fields(
+    collection: AsyncCollection[Doc], *, oid: ObjectId, changes: Doc, conflict: str
+) -> Doc | None:
+    """Set `changes` and `updated_at` on one document; return it as updated, None if missing.
+
+    Raises ConflictError with `conflict` when the change breaks a unique index.
+    """
+    try:
+        return await collection.find_one_and_update(
+            {"_id": oid},
+            {"$set": {**changes, "updated_at": datetime.now(UTC)}},
+            return_document=ReturnDocument.AFTER,
+        )
+    except OperationFailure as exc:
+        if is_duplicate_key(exc):
+            raise ConflictError(conflict) from None
+        raise
 
 
 async def keyset_page(
